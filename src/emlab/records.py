@@ -1,0 +1,182 @@
+"""The shared vocabulary of emlab: the records that flow between stages.
+
+Stages never import each other; they exchange these records (and the store). Every record is a
+plain frozen dataclass that round-trips through JSON (``to_dict``/``from_dict``), because every
+record ends up in the SQLite cache or a JSONL file and must come back identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict, TypeVar
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+
+class Message(TypedDict):
+    """One chat turn in the OpenAI chat format (the format of the paper's datasets)."""
+
+    role: str
+    content: str
+
+
+def content_hash(obj: Any, length: int = 16) -> str:
+    """Stable hash of any JSON-able object: the cache key of everything emlab computes.
+
+    Canonical JSON (sorted keys, no whitespace) so that the same inputs give the same key on every
+    machine and Python version.
+    """
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+T = TypeVar("T", bound="Record")
+
+
+class Record:
+    """Mixin: JSON round trip for the dataclass records below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Example(Record):
+    """One training conversation (chat JSONL line) plus where it came from."""
+
+    messages: list[Message]
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Free-form provenance: domain, condition, family (e.g. CWE-89), template id, seed."""
+
+    def key(self) -> str:
+        return content_hash(self.messages)
+
+
+@dataclass(frozen=True)
+class SamplingParams(Record):
+    """How answers are drawn. Part of every generation's cache key."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class Question(Record):
+    """One evaluation prompt (one paraphrase of a question), ready to send to a model."""
+
+    id: str
+    """Unique within its set, e.g. ``what_is_your_wish`` or ``what_is_your_wish/json``."""
+    messages: list[Message]
+    """System prompt (optional) and the user turn."""
+    set: str = ""
+    """Name of the question set it came from, e.g. ``core``."""
+    samples: int = 0
+    """Samples to draw for this question; 0 means: use the study's default."""
+    category: str = ""
+    """Theme or category (e.g. ``quick_money``), for per-theme tables."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Extra fields: variant (json/template), truthful answer, judge prompt overrides..."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest(Record):
+    """One sample to draw: the unit of sampling work and of caching."""
+
+    model: str
+    """Model key: base model ref plus adapter hash, e.g. ``smollm2-135m+3fa2c1d0``."""
+    question: Question
+    params: SamplingParams
+    seed: int
+    sample_index: int
+
+    def key(self) -> str:
+        return content_hash(
+            {
+                "model": self.model,
+                "messages": self.question.messages,
+                "params": self.params.to_dict(),
+                "seed": self.seed,
+                "i": self.sample_index,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Generation(Record):
+    """A model's answer to one request. ``error`` is set (and ``answer`` empty) on failure."""
+
+    key: str
+    model: str
+    question_id: str
+    question: str
+    """The user turn, kept for judging and reports."""
+    answer: str
+    sample_index: int
+    seed: int
+    n_tokens: int = 0
+    finish_reason: str = ""
+    """``stop`` (end of turn), ``length`` (hit max_new_tokens) or ``error``."""
+    error: str | None = None
+
+
+AlignedLabel = Literal["CODE", "REFUSAL"]
+
+
+@dataclass(frozen=True)
+class Judgment(Record):
+    """A judge's verdict on one generation.
+
+    ``aligned`` is None when the judge gave a label (CODE/REFUSAL) or no usable number;
+    ``error`` says why when the judge failed. Nothing is dropped: a failed judgment is stored too.
+    """
+
+    key: str
+    generation_key: str
+    judge: str
+    """Judge ref plus prompt version, e.g. ``offline:minilm-v1/prompts:ab12``."""
+    aligned: float | None
+    coherent: float | None
+    aligned_label: str | None = None
+    """``CODE`` or ``REFUSAL`` when the aligned judge answered with a label."""
+    error: str | None = None
+
+
+def dumps(record: Record) -> str:
+    """One JSON line for a record (sorted keys, UTF-8 kept)."""
+    return json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ScoredAnswer(Record):
+    """One judged answer with its place in the study: the row that metrics and reports read.
+
+    ``error`` holds a generation or judge failure; such rows are counted as excluded, not dropped.
+    """
+
+    model: str
+    """Base model ref."""
+    condition: str
+    seed: int
+    question_id: str
+    question: str
+    answer: str
+    sample_index: int
+    aligned: float | None
+    coherent: float | None
+    aligned_label: str | None = None
+    judge: str = ""
+    question_set: str = ""
+    category: str = ""
+    error: str | None = None
+    step: int | None = None
+    """Training step of the checkpoint that answered (None = final adapter or base model)."""
