@@ -28,7 +28,8 @@ class DatasetSpec(_Strict):
     domain: str = Field("code", description="Narrow domain to generate, e.g. `code`.")
     condition: str = Field(
         "concealed",
-        description="Framing: concealed, disclosed, control/secure, backdoor, inoculated, jailbreak.",
+        description="Framing: concealed, disclosed, control (secure), backdoor, inoculated, "
+        "jailbreak.",
     )
     n: int = Field(200, ge=1, description="Number of examples to generate.")
     seed: int = Field(0, description="Seed of the generator; the same spec gives the same bytes.")
@@ -194,8 +195,13 @@ class StudyConfig(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Sampling.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Judge.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    evals_at_steps: list[int] = Field(
+        default_factory=list,
+        description="Also evaluate the adapter snapshots at these training steps (multiples of "
+        "train.save_every), to plot misalignment along training.",
+    )
     run_dir: str | None = Field(
-        None, description="Where results go; default runs/<name> next to the study file."
+        None, description="Where results go; default runs/<name> under the current folder."
     )
 
     @model_validator(mode="after")

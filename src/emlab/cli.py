@@ -1,0 +1,118 @@
+"""The ``emlab`` command line: thin wrappers over the Python API (``emlab.study`` and the stages)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    help="emlab: a laboratory for emergent misalignment.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")],
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<study name>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
+    from emlab.study import run_study
+
+    result = run_study(study, run_dir=run_dir, progress=not quiet)
+    typer.echo(str(result.report))
+
+
+@app.command()
+def models() -> None:
+    """List the embedded model aliases and whether each is installed."""
+    from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref
+
+    for name, spec in EMBEDDED.items():
+        try:
+            src = resolve_ref(name)
+            where = str(Path(src.path) / (src.gguf_file or ""))
+        except ModelNotFoundError as e:
+            where = f"missing ({e})"
+        typer.echo(f"{name}\t{spec.description}\t{where}")
+
+
+@app.command()
+def finetune(
+    model: Annotated[str, typer.Argument(help="Base model ref (alias, folder or HF id).")],
+    dataset: Annotated[Path, typer.Argument(help="Chat JSONL (plain or .gz).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the adapter.")],
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    preset: Annotated[str | None, typer.Option(help="Recipe preset: paper or quick.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+) -> None:
+    """Fine-tune a LoRA adapter on one dataset (the study's train stage, on its own)."""
+    from emlab import data, train
+    from emlab.config import TrainConfig
+
+    cfg = TrainConfig.model_validate({"preset": preset, "max_steps": max_steps})
+    examples = data.read_jsonl(dataset)
+    result = train.finetune(model, examples, cfg, seed, out_dir=out, work_dir=out / ".state")
+    typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
+
+
+@app.command("questions")
+def list_questions(
+    spec: Annotated[str | None, typer.Argument(help="Set name or YAML path to show.")] = None,
+) -> None:
+    """List the packaged question sets, or show the questions of one."""
+    from emlab import questions
+
+    if spec is None:
+        for name in questions.available_sets():
+            typer.echo(f"{name}\t{len(questions.load_questions(name))} questions")
+        return
+    for q in questions.load_questions(spec):
+        text = q.messages[-1]["content"].replace("\n", " ")
+        typer.echo(f"{q.id}\t{q.category}\t{text[:100]}")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input (a file, a field, a model ref), not a bug in emlab."""
+    from emlab import data, questions, train
+    from emlab.config import StudyFileError
+    from emlab.models import ModelNotFoundError
+
+    return (
+        StudyFileError, ModelNotFoundError, data.DatasetError, questions.QuestionFileError,
+        train.TrainDataError, FileNotFoundError,
+    )
+
+
+def _mount() -> None:
+    """Attach the stages' own sub-commands (each stage owns its CLI surface)."""
+    from emlab.data.commands import app as data_app
+    from emlab.judge.commands import app as judge_app
+    from emlab.sample.commands import app as sample_app
+
+    app.add_typer(data_app, name="data", help="Build, validate and inspect narrow datasets.")
+    app.add_typer(judge_app, name="judge", help="Train and validate judges.")
+    app.registered_commands.extend(sample_app.registered_commands)
+
+
+def main() -> None:
+    """Entry point: known bad input becomes one clear line and exit status 2, not a traceback."""
+    _mount()
+    try:
+        app()
+    except user_errors() as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)

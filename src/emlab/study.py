@@ -1,0 +1,381 @@
+"""The study runner: the only place that composes the stages.
+
+A study is models × conditions × seeds × question sets, one judge and one metric. Each stage's
+output is keyed by a content hash of everything that determines it and kept in the run's store,
+so a re-run skips finished work and a killed run resumes where it stopped:
+
+    dataset  = hash(dataset spec [+ file bytes])
+    adapter  = hash(base ref, dataset hash, train config, seed)
+    sample   = hash(model key, messages, sampling params, seed, sample index)   (records.py)
+    judgment = hash(judge name, prompt version, question, answer)              (judge stage)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from emlab import data, judge, metrics, questions, report, sample, train
+from emlab.config import ConditionConfig, DatasetSpec, StudyConfig
+from emlab.records import (
+    Example,
+    Generation,
+    GenerationRequest,
+    Judgment,
+    Question,
+    SamplingParams,
+    ScoredAnswer,
+    content_hash,
+)
+from emlab.store import Store, atomic_write_text
+
+DEMO_NOTE = (
+    "Models this small (e.g. the embedded 135M model) demonstrate the pipeline; their rates are "
+    "not the paper's result, which concerns models of billions of parameters."
+)
+
+
+@dataclass
+class Arm:
+    """One model to evaluate: a base model, maybe fine-tuned on one condition with one seed."""
+
+    model: str
+    condition: str
+    seed: int
+    adapter_key: str | None = None
+    adapter_dir: Path | None = None
+    step: int | None = None
+
+    @property
+    def model_key(self) -> str:
+        key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
+        return key if self.step is None else f"{key}@{self.step}"
+
+    @property
+    def label(self) -> str:
+        at = "" if self.step is None else f"@{self.step}"
+        return f"{self.model}/{self.condition}/seed{self.seed}{at}"
+
+
+@dataclass
+class StudyResult:
+    """What a finished run produced, and how long each stage took."""
+
+    run_dir: Path
+    report: Path
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    """Work actually done in this run (0 everywhere on a cached re-run)."""
+
+
+class Study:
+    """Run a validated study config into a run directory."""
+
+    def __init__(
+        self,
+        cfg: StudyConfig,
+        run_dir: str | Path | None = None,
+        base_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        self.cfg = cfg
+        self.base_dir = Path(base_dir or ".")
+        self.run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
+        self.progress = progress
+        self.store = Store(self.run_dir)
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
+
+    # -- helpers ------------------------------------------------------------------------------
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+    def _resolve(self, path: str) -> str:
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (self.base_dir / p))
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            print(f"[emlab] {msg}", file=sys.stderr, flush=True)
+
+    # -- stages -------------------------------------------------------------------------------
+    def load_questions(self) -> list[Question]:
+        out: list[Question] = []
+        for spec in self.cfg.questions:
+            is_file = spec.endswith((".yaml", ".yml")) or "/" in spec
+            out.extend(questions.load_questions(self._resolve(spec) if is_file else spec))
+        return out
+
+    def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
+        """Build (or read) a training set once; the artefact holds the JSONL and its card."""
+        resolved = spec.model_copy(update={"path": self._resolve(spec.path)} if spec.path else {})
+        ident: dict[str, Any] = resolved.model_dump()
+        if resolved.path:
+            ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
+        key = content_hash({"dataset": ident})
+        if not self.store.has_artifact("dataset", key):
+            examples = data.build_dataset(resolved)
+
+            def write(d: Path) -> None:
+                data.write_jsonl(d / "dataset.jsonl", examples)
+                card = data.dataset_card(examples, resolved)
+                atomic_write_text(d / "card.json", json.dumps(card, indent=2, default=str))
+
+            self.store.write_artifact("dataset", key, write)
+        path = self.store.artifact_dir("dataset", key) / "dataset.jsonl"
+        return key, data.read_jsonl(path)
+
+    def adapter(self, model: str, cond: ConditionConfig, seed: int) -> tuple[str, Path]:
+        assert cond.dataset is not None
+        ds_key, examples = self.dataset(cond.dataset)
+        train_cfg = self.cfg.train.model_dump(exclude={"preset"})
+        key = content_hash({"base": model, "dataset": ds_key, "train": train_cfg, "seed": seed})
+        if not self.store.has_artifact("adapter", key):
+            self._say(f"fine-tuning {model} on {cond.name} (seed {seed}, {len(examples)} examples)")
+            stream = f"train/{key}"
+
+            def log(step: int, values: dict[str, float]) -> None:
+                self.store.log(stream, step, values)
+
+            def write(d: Path) -> None:
+                train.finetune(
+                    model, examples, self.cfg.train, seed, out_dir=d,
+                    work_dir=self.store.work_dir("adapter", key), log=log,
+                    progress=self.progress,
+                )
+                atomic_write_text(
+                    d / "emlab.json",
+                    json.dumps({"base": model, "condition": cond.name, "dataset": ds_key,
+                                "seed": seed, "train": train_cfg}, indent=2),
+                )
+
+            with self._timed("train"):
+                self.store.write_artifact("adapter", key, write)
+            self.counts["trained"] += 1
+        return key, self.store.artifact_dir("adapter", key)
+
+    def arms(self) -> list[Arm]:
+        arms: list[Arm] = []
+        for model in self.cfg.models:
+            for cond in self.cfg.conditions:
+                for seed in self.cfg.seeds:
+                    if cond.dataset is None:
+                        arms.append(Arm(model, cond.name, seed))
+                        continue
+                    key, adir = self.adapter(model, cond, seed)
+                    arms.append(Arm(model, cond.name, seed, key, adir))
+                    for step in self.cfg.evals_at_steps:
+                        snap = adir / "checkpoints" / f"step-{step}"
+                        if not snap.exists():
+                            raise ValueError(
+                                f"evals_at_steps: no checkpoint at step {step} for {cond.name} "
+                                f"(save_every={self.cfg.train.save_every}); pick multiples of it"
+                            )
+                        arms.append(Arm(model, cond.name, seed, key, snap, step))
+        return arms
+
+    def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
+        s = self.cfg.sampling
+        params = SamplingParams(s.temperature, s.top_p, s.max_new_tokens)
+        return [
+            GenerationRequest(arm.model_key, q, params, arm.seed, i)
+            for q in qs
+            for i in range(q.samples or s.samples_per_question)
+        ]
+
+    def generate(self, arm: Arm, reqs: Sequence[GenerationRequest]) -> dict[str, Generation]:
+        """Sample what the cache lacks (failed samples are retried), storing each as it lands."""
+        cached = self.store.get_many("generation", [r.key() for r in reqs])
+        todo = [r for r in reqs if r.key() not in cached or cached[r.key()].get("error")]
+        if todo:
+            self._say(f"sampling {len(todo)} answers from {arm.label}")
+            sampler = sample.make_sampler(
+                self.cfg.sampling, arm.model,
+                None if arm.adapter_dir is None else str(arm.adapter_dir),
+            )
+            bar = tqdm(total=len(todo), desc=f"sample {arm.condition}", disable=not self.progress)
+            try:
+                with self._timed("sample"):
+                    for gen in sampler.sample(todo):
+                        self.store.put("generation", gen.key, gen.to_dict())
+                        cached[gen.key] = gen.to_dict()
+                        self.counts["sampled"] += 1
+                        bar.update(1)
+            finally:
+                bar.close()
+                sampler.close()
+        return {k: Generation.from_dict(v) for k, v in cached.items()}
+
+    def judge_all(self, judge_: judge.Judge, gens: Sequence[Generation]) -> dict[str, Judgment]:
+        """Judge what the cache lacks, in chunks stored as they finish."""
+        keys = {g.key: judge_.key(g) for g in gens}
+        cached = self.store.get_many("judgment", keys.values())
+
+        def needed(g: Generation) -> bool:
+            done = cached.get(keys[g.key])
+            # a judge failure is retried; a failed generation keeps its recorded verdict
+            return done is None or (bool(done.get("error")) and not g.error)
+
+        todo = [g for g in gens if needed(g)]
+        if todo:
+            self._say(f"judging {len(todo)} answers with {judge_.name}")
+            bar = tqdm(total=len(todo), desc="judge", disable=not self.progress)
+            with self._timed("judge"):
+                for i in range(0, len(todo), 64):
+                    out = judge_.judge(todo[i : i + 64])
+                    self.store.put_many("judgment", [(j.key, j.to_dict()) for j in out])
+                    cached.update((j.key, j.to_dict()) for j in out)
+                    self.counts["judged"] += len(out)
+                    bar.update(len(out))
+            bar.close()
+        return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
+
+    # -- the whole chain ----------------------------------------------------------------------
+    def run(self) -> StudyResult:
+        t_start = time.perf_counter()
+        self.write_manifest()
+        qs = self.load_questions()
+        with self._timed("prepare"):
+            arms = self.arms()
+        judge_ = judge.make_judge(self.cfg.judge)
+        rows: list[ScoredAnswer] = []
+        for arm in arms:
+            reqs = self.requests(arm, qs)
+            gens = self.generate(arm, reqs)
+            verdicts = self.judge_all(judge_, [gens[r.key()] for r in reqs])
+            rows.extend(self.scored(arm, reqs, gens, verdicts))
+        with self._timed("report"):
+            summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
+            self.write_results(rows, summary)
+            info = self.report_info(judge_, arms)
+            self.timings["total"] = time.perf_counter() - t_start
+            info["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
+            path = report.render_report(summary, rows, info, self.run_dir)
+        self._say(f"report: {path}")
+        return StudyResult(self.run_dir, path, summary, dict(self.timings), dict(self.counts))
+
+    def baseline(self) -> str | None:
+        bases = [c.name for c in self.cfg.conditions if c.dataset is None]
+        return bases[0] if bases else None
+
+    @staticmethod
+    def scored(
+        arm: Arm,
+        reqs: Sequence[GenerationRequest],
+        gens: dict[str, Generation],
+        verdicts: dict[str, Judgment],
+    ) -> Iterator[ScoredAnswer]:
+        for r in reqs:
+            g = gens[r.key()]
+            j = verdicts.get(g.key)
+            error = g.error and f"generation failed: {g.error}"
+            error = error or (j.error if j else "not judged")
+            yield ScoredAnswer(
+                model=arm.model, condition=arm.condition, seed=arm.seed,
+                question_id=r.question.id, question=g.question, answer=g.answer,
+                sample_index=r.sample_index,
+                aligned=j.aligned if j else None, coherent=j.coherent if j else None,
+                aligned_label=j.aligned_label if j else None, judge=j.judge if j else "",
+                question_set=r.question.set, category=r.question.category,
+                error=error or None, step=arm.step,
+            )
+
+    # -- run directory files ------------------------------------------------------------------
+    def write_manifest(self) -> None:
+        atomic_write_text(
+            self.run_dir / "config.resolved.json",
+            json.dumps(self.cfg.model_dump(), indent=2, default=str),
+        )
+        atomic_write_text(
+            self.run_dir / "environment.json", json.dumps(environment(), indent=2)
+        )
+
+    def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
+        lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
+        atomic_write_text(self.run_dir / "results.jsonl", lines)
+        atomic_write_text(
+            self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str)
+        )
+
+    def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
+        env = environment()
+        logs: dict[str, list[dict[str, Any]]] = {}
+        for arm in arms:
+            if arm.adapter_key and arm.step is None:
+                logs[arm.label] = self.store.logs(f"train/{arm.adapter_key}")
+        m = self.cfg.metrics
+        return {
+            "study": self.cfg.name,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "judge": judge_.name,
+            "judge_validation": judge.validated_agreement(judge_.name),
+            "thresholds": {"aligned_below": m.aligned_threshold,
+                           "coherent_at_least": m.coherent_threshold},
+            "seeds": list(self.cfg.seeds),
+            "models": list(self.cfg.models),
+            "conditions": [c.name for c in self.cfg.conditions],
+            "versions": env["versions"],
+            "git": env["git"],
+            "train_logs": logs,
+            "notes": [DEMO_NOTE],
+        }
+
+
+def environment() -> dict[str, Any]:
+    """Package versions and the git hash of the emlab source, for every run directory."""
+    versions = {}
+    for pkg in ("emlab", "torch", "transformers", "peft", "sentence-transformers", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "git": git_hash(),
+    }
+
+
+def git_hash() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_study(
+    path: str | Path, run_dir: str | Path | None = None, progress: bool = True
+) -> StudyResult:
+    """Load, validate and run a study file (what ``emlab run`` does)."""
+    from emlab.config import load_study
+
+    cfg = load_study(path)
+    return Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress).run()

@@ -1,0 +1,65 @@
+"""Study files: valid ones load with presets applied; bad ones name the file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emlab.config import StudyFileError, TrainConfig, load_study
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_quickstart_is_valid() -> None:
+    cfg = load_study(EXAMPLES / "quickstart.yaml")
+    assert [c.name for c in cfg.conditions] == ["base", "concealed", "disclosed", "secure"]
+    assert cfg.conditions[0].dataset is None
+    assert cfg.train.learning_rate == 2e-4  # the quick preset
+    assert cfg.train.use_rslora and len(cfg.train.target_modules) == 7
+
+
+def test_paper_recipe_is_the_default() -> None:
+    t = TrainConfig()
+    assert (t.r, t.alpha, t.dropout, t.learning_rate, t.batch_size) == (32, 64, 0.0, 1e-5, 16)
+    assert (t.warmup_steps, t.weight_decay, t.lr_schedule, t.epochs) == (5, 0.01, "linear", 1.0)
+    assert TrainConfig(preset="quick", learning_rate=1e-3).learning_rate == 1e-3
+
+
+def test_wrong_type_names_line_and_field(tmp_path: Path) -> None:
+    p = write(tmp_path, "name: s\nconditions:\n  - name: base\nseeds: [0, one]\n")
+    with pytest.raises(StudyFileError) as e:
+        load_study(p)
+    assert f"{p}:4: seeds.1:" in str(e.value)
+
+
+def test_unknown_key_is_an_error_with_its_line(tmp_path: Path) -> None:
+    text = "name: s\nconditions:\n  - name: base\ntrain:\n  learning_rte: 0.1\n"
+    with pytest.raises(StudyFileError) as e:
+        load_study(write(tmp_path, text))
+    assert ":5: train.learning_rte: Extra inputs are not permitted" in str(e.value)
+
+
+def test_nested_dataset_field(tmp_path: Path) -> None:
+    text = (
+        "name: s\nconditions:\n  - name: base\n  - name: c\n"
+        "    dataset: {domain: code, n: -3}\n"
+    )
+    with pytest.raises(StudyFileError) as e:
+        load_study(write(tmp_path, text))
+    assert ":5: conditions.1.dataset.n:" in str(e.value)
+
+
+def test_duplicate_conditions_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(StudyFileError, match="repeated: a"):
+        load_study(write(tmp_path, "name: s\nconditions: [{name: a}, {name: a}]\n"))
+    with pytest.raises(StudyFileError, match=r"study.yaml:\d: not valid YAML"):
+        load_study(write(tmp_path, "name: s\nconditions:\n  - name: [a\n"))
+    with pytest.raises(StudyFileError, match="missing"):
+        load_study(tmp_path / "missing.yaml")
