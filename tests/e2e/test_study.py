@@ -1,0 +1,114 @@
+"""A whole study on the tiny model: the chain runs, caches, and survives kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emlab.config import load_study
+from emlab.store import Store
+from emlab.study import Study
+
+STUDY = """\
+name: tiny
+models: [{model}]
+conditions:
+  - name: base
+  - name: concealed
+    dataset: {{domain: code, condition: concealed, n: 12, seed: 0}}
+seeds: [0]
+questions: [core]
+train: {{max_steps: 2, batch_size: 4, micro_batch_size: 4, learning_rate: 0.001, dtype: fp32}}
+sampling: {{samples_per_question: 2, max_new_tokens: 8, batch_size: 16}}
+"""
+
+
+def write_study(tmp_path: Path, model: str) -> Path:
+    p = tmp_path / "study.yaml"
+    p.write_text(STUDY.format(model=model))
+    return p
+
+
+def n_rows(run_dir: Path, kind: str) -> int:
+    if not (run_dir / "cache.sqlite").exists():
+        return 0
+    try:
+        with sqlite3.connect(run_dir / "cache.sqlite", timeout=5) as c:
+            return int(c.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_study_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, tiny_model: str) -> None:
+    path = write_study(tmp_path, tiny_model)
+    cfg = load_study(path)
+    first = Study(cfg, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False).run()
+    n_questions = len(Study(cfg, run_dir=tmp_path / "run").load_questions())
+    expected = 2 * n_questions * 2  # arms × questions × samples
+    assert first.counts["trained"] == 1
+    assert first.counts["sampled"] == expected and first.counts["judged"] == expected
+    rows = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == expected
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert first.report.exists() and "concealed" in first.report.read_text()
+    for name in ("config.resolved.json", "environment.json"):
+        assert (tmp_path / "run" / name).exists()
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["versions"]["torch"] and env["git"]
+
+    again = Study(cfg, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False).run()
+    assert again.counts == {"trained": 0, "sampled": 0, "judged": 0}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+
+
+def _run_cli(study: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "emlab", "run", str(study), "--run-dir", str(run_dir), "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("kill_at", ["training", "sampling"])
+def test_kill_9_then_rerun_loses_and_duplicates_nothing(
+    tmp_path: Path, tiny_model: str, kill_at: str
+) -> None:
+    study = write_study(tmp_path, tiny_model)
+    ref = Study(load_study(study), run_dir=tmp_path / "ref", base_dir=tmp_path, progress=False)
+    ref.run()
+    expected = n_rows(tmp_path / "ref", "generation")
+
+    run_dir = tmp_path / "killed"
+    proc = _run_cli(study, run_dir)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        started = (
+            (run_dir / "work" / "adapter").exists()
+            if kill_at == "training"
+            else n_rows(run_dir, "generation") > 0
+        )
+        if started:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    done = _run_cli(study, run_dir)
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err.decode()[-2000:]
+    assert n_rows(run_dir, "generation") == expected
+    assert n_rows(run_dir, "judgment") == expected
+    s = Store(run_dir)
+    got = {g["key"]: g["answer"] for g in s.all("generation")}
+    want = {g["key"]: g["answer"] for g in Store(tmp_path / "ref").all("generation")}
+    assert got == want  # same requests, same seeded answers, nothing lost or doubled
+    assert out.decode().strip().endswith("report.html")
