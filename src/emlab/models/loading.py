@@ -192,7 +192,7 @@ def load_model(
     dev = choose_device(device)
     dt = choose_dtype(dev, dtype)
     path = weights_dir(ref)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt)
     tok = load_tokenizer(ref)
     if adapter is not None:
         from peft import PeftModel
