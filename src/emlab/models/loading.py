@@ -113,7 +113,7 @@ def _dequantised_dir(src: ModelSource) -> Path:
 
     gguf = Path(src.path) / (src.gguf_file or "")
     stat = gguf.stat()
-    tag = f"{gguf.stem}-{stat.st_size}"
+    tag = f"{gguf.stem}-{stat.st_size}-v2"  # bump when the cached layout changes
     out = cache_root() / "models" / tag
     if (out / "model.safetensors").exists():
         return out
@@ -130,6 +130,7 @@ def _dequantised_dir(src: ModelSource) -> Path:
     cfg = model.config.to_dict()
     cfg.pop("quantization_config", None)
     cfg["torch_dtype"] = "float32"
+    cfg["architectures"] = [type(model).__name__]  # tools that load by path (TRL) need it
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
     tok.save_pretrained(tmp)
     try:

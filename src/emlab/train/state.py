@@ -103,7 +103,9 @@ def load_latest_state(work_dir: Path, fingerprint: str) -> TrainState | None:
             manifest = json.loads(manifest_path.read_text())
             blob = (d / manifest["file"]).read_bytes()
         except (OSError, ValueError, KeyError) as e:
-            log.warning("training state %s is unreadable (%s); trying an older one", manifest_path, e)
+            log.warning(
+                "training state %s is unreadable (%s); trying an older one", manifest_path, e
+            )
             continue
         if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
             log.warning(

@@ -1,0 +1,26 @@
+"""The train stage: the paper's open-model LoRA/rsLoRA SFT recipe, resumable and observable.
+
+``finetune`` trains a PEFT adapter on chat examples with the loss on assistant tokens only
+(``assistant_labels`` works for any chat template), checkpoints resumable state into a work
+folder, and reports every step through a callback. ``export_merged`` folds an adapter into its
+base model for tools that do not read adapters.
+
+Devices: one CUDA GPU (``emlab.models.choose_device``) or the CPU, in bf16 where the hardware has
+it. Multi-GPU (``accelerate launch``) is not supported: the 0.5B-32B models of the EM literature
+fit a single GPU with LoRA.
+"""
+
+from emlab.train.data import TrainDataError
+from emlab.train.export import export_merged
+from emlab.train.labels import IGNORE_INDEX, assistant_labels
+from emlab.train.loop import TrainResult, finetune, lr_factor
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TrainDataError",
+    "TrainResult",
+    "assistant_labels",
+    "export_merged",
+    "finetune",
+    "lr_factor",
+]
