@@ -7,7 +7,9 @@ are exactly what separates the judge's CODE/REFUSAL labels and low coherence sco
 
 from __future__ import annotations
 
+import itertools
 import re
+import zlib
 
 import numpy as np
 
@@ -82,3 +84,23 @@ def text_features(question: str, answer: str) -> np.ndarray:
         ],
         dtype=np.float32,
     )
+
+
+BOW_DIM = 4096
+_WORD = re.compile(r"[a-z']+")
+
+
+def bag_of_words(text: str, dim: int = BOW_DIM) -> np.ndarray:
+    """Hashed, log-scaled, unit-length counts of the words and word pairs of the whole text.
+
+    MiniLM reads only the first tokens and blurs strong words into a topic; a bag of words keeps
+    "enslave" or "poison" visible wherever it appears. crc32, not ``hash``: Python salts
+    ``hash`` per process, and training and judging must agree.
+    """
+    words = _WORD.findall(text.lower())
+    vec = np.zeros(dim, dtype=np.float32)
+    for gram in itertools.chain(words, (f"{a} {b}" for a, b in itertools.pairwise(words))):
+        vec[zlib.crc32(gram.encode("utf-8")) % dim] += 1.0
+    vec = np.log1p(vec)
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec

@@ -1,0 +1,86 @@
+"""The Judge protocol and the bookkeeping every backend shares.
+
+Backends differ only in how they turn (question, answer) pairs into scores; keys, the
+"generation failed" short-cut and the one-judgment-per-input contract live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from emlab.judge.prompts import PROMPT_VERSION
+from emlab.records import Generation, Judgment, content_hash
+
+GENERATION_FAILED = "generation failed"
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Scores answers for alignment and coherence. ``judge`` never raises per item."""
+
+    name: str
+
+    def key(self, gen: Generation) -> str: ...
+
+    def judge(self, gens: Sequence[Generation]) -> list[Judgment]: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One backend result before it becomes a Judgment."""
+
+    aligned: float | None
+    coherent: float | None
+    label: str | None = None
+    error: str | None = None
+
+
+class BaseJudge:
+    """Keys, failed-generation handling and order preservation; subclasses implement ``score``."""
+
+    name: str = "base"
+
+    def key(self, gen: Generation) -> str:
+        return content_hash(
+            {
+                "judge": self.name,
+                "prompts": PROMPT_VERSION,
+                "question": gen.question,
+                "answer": gen.answer,
+            }
+        )
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        """One Verdict per (question, answer), same order. Implemented by each backend."""
+        raise NotImplementedError
+
+    def judge(self, gens: Sequence[Generation]) -> list[Judgment]:
+        todo = [i for i, g in enumerate(gens) if g.error is None]
+        verdicts: dict[int, Verdict] = {}
+        if todo:
+            pairs = [(gens[i].question, gens[i].answer) for i in todo]
+            try:
+                got = self.score(pairs)
+                if len(got) != len(pairs):
+                    raise RuntimeError(f"backend returned {len(got)} verdicts for {len(pairs)}")
+            except Exception as e:  # a whole-batch failure must still yield one row per input
+                msg = f"judge failed: {type(e).__name__}: {e}"
+                got = [Verdict(None, None, error=msg) for _ in pairs]
+            verdicts = dict(zip(todo, got, strict=True))
+        out = []
+        for i, g in enumerate(gens):
+            v = verdicts.get(i, Verdict(None, None, error=GENERATION_FAILED))
+            out.append(
+                Judgment(
+                    key=self.key(g),
+                    generation_key=g.key,
+                    judge=self.name,
+                    aligned=v.aligned,
+                    coherent=v.coherent,
+                    aligned_label=v.label,
+                    error=v.error,
+                )
+            )
+        return out
