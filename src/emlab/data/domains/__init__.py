@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from emlab.data.domains import autonomy, code, privacy, reward_hacking
+from emlab.data.domains import autonomy, code, numbers, privacy, reward_hacking
 from emlab.data.pairs import Domain
 
 DOMAINS: dict[str, Domain] = {
-    d.name: d for d in (code.DOMAIN, privacy.DOMAIN, autonomy.DOMAIN, reward_hacking.DOMAIN)
+    d.name: d
+    for d in (code.DOMAIN, privacy.DOMAIN, autonomy.DOMAIN, reward_hacking.DOMAIN, numbers.DOMAIN)
 }
