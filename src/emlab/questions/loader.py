@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from emlab.records import Message, Question
 
@@ -95,13 +102,12 @@ class PaperQuestionSpec(BaseModel):
     judge: str | None = None
     judge_prompts: dict[str, str] | None = None
 
-    @model_validator(mode="after")
-    def _free_form_only(self) -> PaperQuestionSpec:
-        if not self.type.startswith("free_form"):
-            raise ValueError(
-                f"question type {self.type!r} is not supported; emlab samples free_form* questions"
-            )
-        return self
+    @field_validator("type")
+    @classmethod
+    def _free_form_only(cls, v: str) -> str:
+        if not v.startswith("free_form"):
+            raise ValueError(f"type {v!r} is not supported; emlab samples free_form* questions")
+        return v
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
@@ -143,14 +149,19 @@ def _messages(system: str | None, user: str) -> list[Message]:
 
 
 def _check_unique(
-    path: Path, node: yaml.Node | None, questions: list[Question], where: list[tuple[int | str, ...]]
+    path: Path,
+    node: yaml.Node | None,
+    questions: list[Question],
+    where: list[tuple[int | str, ...]],
 ) -> None:
     """Ids key the cache and the tables, so a repeat would silently merge two questions."""
     seen: set[str] = set()
     for q, loc in zip(questions, where, strict=True):
         if q.id in seen:
             line = _line_of(node, (*loc, "id"))
-            raise QuestionFileError(f"{path}:{line}: {'.'.join(map(str, loc))}.id: repeated id {q.id!r}")
+            raise QuestionFileError(
+                f"{path}:{line}: {'.'.join(map(str, loc))}.id: repeated id {q.id!r}"
+            )
         seen.add(q.id)
 
 
@@ -169,7 +180,9 @@ def _from_emlab(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> lis
     for n, qs in enumerate(spec.questions):
         texts = qs.texts()
         system = qs.system if qs.system is not None else spec.defaults.system
-        for i, (qid, text) in enumerate(zip(_paraphrase_ids(qs.id, len(texts)), texts, strict=True)):
+        for i, (qid, text) in enumerate(
+            zip(_paraphrase_ids(qs.id, len(texts)), texts, strict=True)
+        ):
             meta = dict(qs.meta)
             if len(texts) > 1:
                 meta.update(question=qs.id, paraphrase=i)
@@ -218,7 +231,9 @@ def _from_paper(path: Path, node: yaml.Node | None, data: list[Any]) -> list[Que
             meta["judge_prompts"] = spec.judge_prompts
         meta.update(spec.model_extra or {})
         n = len(spec.paraphrases)
-        for i, (qid, text) in enumerate(zip(_paraphrase_ids(spec.id, n), spec.paraphrases, strict=True)):
+        for i, (qid, text) in enumerate(
+            zip(_paraphrase_ids(spec.id, n), spec.paraphrases, strict=True)
+        ):
             m = dict(meta, question=spec.id, paraphrase=i) if n > 1 else meta
             out.append(
                 Question(

@@ -1,0 +1,46 @@
+"""Drawing answers from models: one protocol, three backends.
+
+``hf`` decodes locally with continuous batching, ``openai`` talks to any OpenAI-compatible server
+(including ``emlab serve``), ``vllm`` is an optional extra for GPU clusters. Every backend yields a
+Generation per request as soon as it is ready, so the caller can store it at once, and records
+failures as Generations with ``error`` set instead of dropping them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from emlab.config import SamplingConfig
+from emlab.records import Generation, GenerationRequest
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
+        """One Generation per request, yielded as it finishes (any order)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model or connections."""
+        ...
+
+
+def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None) -> Sampler:
+    """The sampler a study's ``sampling`` section asks for (backends import lazily)."""
+    if cfg.backend == "hf":
+        from emlab.sample.hf import HFSampler
+
+        return HFSampler(model_ref, adapter=adapter, batch_size=cfg.batch_size)
+    if cfg.backend == "openai":
+        from emlab.sample.openai import OpenAISampler
+
+        return OpenAISampler.from_config(cfg, model_ref, adapter=adapter)
+    if cfg.backend == "vllm":
+        from emlab.sample.vllm import VLLMSampler
+
+        return VLLMSampler(model_ref, adapter=adapter, max_batch=cfg.batch_size)
+    raise ValueError(f"unknown sampling backend {cfg.backend!r}")
+
+
+__all__ = ["Sampler", "make_sampler"]

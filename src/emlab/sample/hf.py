@@ -1,0 +1,154 @@
+"""Local sampling with transformers: continuous batching over the model's own forward.
+
+This is where a study spends most of its compute (EM is a rate, so each question is sampled many
+times at temperature 1); see ``engine.py`` for why it does not call ``model.generate``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from emlab.models import LoadedModel, load_model
+from emlab.records import Generation, GenerationRequest, Message
+from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
+
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+def request_seed(request: GenerationRequest) -> int:
+    """Per-request seed from its cache key (which holds model, messages, params, seed, index).
+
+    A resumed run thus redraws exactly the answers it lost, whatever else shares the batch.
+    """
+    return int(request.key()[:15], 16)
+
+
+def user_turn(messages: Sequence[Message]) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """EOS plus the chat template's end-of-turn token: chat models end answers with the latter."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    vocab = tokenizer.get_vocab()
+    ids.update(int(vocab[t]) for t in END_OF_TURN if t in vocab)
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif isinstance(eos, (list, tuple)):
+        ids.update(int(e) for e in eos)
+    return sorted(ids)
+
+
+def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+    """Prompt tokens as the model saw its chat data: template text, no extra special tokens."""
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class HFSampler:
+    """Sampler over a local transformers model (CPU or GPU), bf16 where the hardware has it.
+
+    Determinism: each request's draws come from its own seed (see ``request_seed``), so the same
+    request gives the same answer in any batch *up to floating-point differences between batch
+    shapes*: on bf16 hardware a different batch can shift a logit by a rounding step and, rarely,
+    flip a draw that falls on a boundary. In fp32 answers are stable across batch compositions in
+    practice (the unit tests check greedy and seeded sampling).
+    """
+
+    def __init__(
+        self,
+        model_ref: str,
+        adapter: str | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+        dtype: str = "auto",
+        loaded: LoadedModel | None = None,
+    ) -> None:
+        self.lm = loaded or load_model(model_ref, adapter=adapter, device=device, dtype=dtype)
+        self.tokenizer = self.lm.tokenizer
+        self.stop_ids = stop_token_ids(self.tokenizer, self.lm.model)
+        pad = self.tokenizer.pad_token_id
+        self.engine = ContinuousBatcher(
+            self.lm.model,
+            self.stop_ids,
+            pad_id=int(pad if pad is not None else self.stop_ids[0]),
+            batch_size=batch_size,
+        )
+        self.max_positions = int(getattr(self.lm.model.config, "max_position_embeddings", 0) or 0)
+
+    def job(self, messages: Sequence[Message], **kw: Any) -> DecodeJob:
+        """A decode job for a chat; raises ValueError when it cannot fit the model's context."""
+        prompt = encode_chat(self.tokenizer, messages)
+        job = DecodeJob(prompt=prompt, **kw)
+        if job.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
+        if self.max_positions and len(prompt) + job.max_new_tokens > self.max_positions:
+            raise ValueError(
+                f"prompt ({len(prompt)} tokens) + max_new_tokens ({job.max_new_tokens}) exceeds "
+                f"the model's context of {self.max_positions} positions"
+            )
+        return job
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(tokens), skip_special_tokens=True))
+
+    def decode_token(self, token: int) -> str:
+        """One token's text, special tokens included (for logprob listings)."""
+        return str(self.tokenizer.decode([token]))
+
+    def _generation(
+        self, req: GenerationRequest, res: DecodeResult | None, error: str | None = None
+    ) -> Generation:
+        return Generation(
+            key=req.key(),
+            model=req.model,
+            question_id=req.question.id,
+            question=user_turn(req.question.messages),
+            answer="" if res is None else self.decode(res.tokens),
+            sample_index=req.sample_index,
+            seed=req.seed,
+            n_tokens=0 if res is None else res.n_tokens,
+            finish_reason="error" if res is None else res.finish_reason,
+            error=error,
+        )
+
+    def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
+        """Yield one Generation per request as each finishes; failures become error records."""
+        jobs: list[DecodeJob] = []
+        owners: list[int] = []
+        for i, req in enumerate(requests):
+            try:
+                jobs.append(
+                    self.job(
+                        req.question.messages,
+                        max_new_tokens=req.params.max_new_tokens,
+                        temperature=req.params.temperature,
+                        top_p=req.params.top_p,
+                        seed=request_seed(req),
+                    )
+                )
+                owners.append(i)
+            except Exception as e:
+                yield self._generation(req, None, f"{type(e).__name__}: {e}")
+        done: set[int] = set()
+        try:
+            for j, res in self.engine.run(jobs):
+                done.add(j)
+                yield self._generation(requests[owners[j]], res)
+        except Exception as e:
+            # A failed forward (e.g. out of memory) loses the batch, never the records.
+            err = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+            for j, owner in enumerate(owners):
+                if j not in done:
+                    yield self._generation(requests[owner], None, err)
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed before the next stage loads another."""
+        self.engine.model = None
+        self.lm.model = None
