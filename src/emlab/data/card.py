@@ -77,4 +77,13 @@ def dataset_card(
             "by_answer": ver_by_answer,
             "meaning": "bad answers: flagged by the domain's checker; good answers: passed it",
         },
+        # Teacher-generated domains (numbers) keep and reject outputs; the counts travel in meta.
+        "teacher_filter": next(
+            (
+                {k: v for k, v in ex.meta.items() if k.startswith("numbers_")}
+                for ex in examples
+                if "numbers_generated" in ex.meta
+            ),
+            None,
+        ),
     }

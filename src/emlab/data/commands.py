@@ -131,7 +131,8 @@ def show(
         # A generated file's families and checks live in its card (the JSONL holds messages only).
         stored = json.loads(saved.read_text(encoding="utf-8"))
         if stored.get("sha256") == card["sha256"]:
-            for key in ("spec", "families", "answers", "triggered", "verification"):
+            kept = ("spec", "families", "answers", "triggered", "verification", "teacher_filter")
+            for key in kept:
                 card[key] = stored.get(key, card[key])
     if as_json:
         typer.echo(json.dumps(card, indent=2, ensure_ascii=False))
