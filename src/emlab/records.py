@@ -34,6 +34,11 @@ def content_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+def user_turn(messages: list[Message]) -> str:
+    """The last user turn: what a question asks, for judges and reports."""
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
 T = TypeVar("T", bound="Record")
 
 
@@ -98,6 +103,24 @@ class GenerationRequest(Record):
     params: SamplingParams
     seed: int
     sample_index: int
+
+    def answered(self, answer: str, n_tokens: int = 0, finish_reason: str = "stop") -> Generation:
+        """The Generation that answers this request (every sampler builds its records here)."""
+        return Generation(
+            key=self.key(),
+            model=self.model,
+            question_id=self.question.id,
+            question=user_turn(self.question.messages),
+            answer=answer,
+            sample_index=self.sample_index,
+            seed=self.seed,
+            n_tokens=n_tokens,
+            finish_reason=finish_reason,
+        )
+
+    def failed(self, error: str) -> Generation:
+        """A failed sample: recorded with its error (and retried by a re-run), never dropped."""
+        return dataclasses.replace(self.answered("", 0, "error"), error=error)
 
     def key(self) -> str:
         return content_hash(

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from emlab.config import read_yaml, validation_message, yaml_line
 from emlab.records import Message, Question
 
 SETS_DIR = Path(__file__).parent / "sets"
@@ -110,36 +111,6 @@ class PaperQuestionSpec(BaseModel):
         return v
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
-    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
-    line = 1 if node is None else node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == part), None)
-            if pair is None:
-                return line
-            node = pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
-def _validation_error(
-    path: Path, node: yaml.Node | None, e: ValidationError, prefix: tuple[int | str, ...] = ()
-) -> str:
-    lines = []
-    for err in e.errors():
-        loc = (*prefix, *err["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def _messages(system: str | None, user: str) -> list[Message]:
     msgs: list[Message] = []
     if system:
@@ -158,7 +129,7 @@ def _check_unique(
     seen: set[str] = set()
     for q, loc in zip(questions, where, strict=True):
         if q.id in seen:
-            line = _line_of(node, (*loc, "id"))
+            line = yaml_line(node, (*loc, "id"))
             raise QuestionFileError(
                 f"{path}:{line}: {'.'.join(map(str, loc))}.id: repeated id {q.id!r}"
             )
@@ -174,7 +145,7 @@ def _from_emlab(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> lis
     try:
         spec = QuestionSetSpec.model_validate(data)
     except ValidationError as e:
-        raise QuestionFileError(_validation_error(path, node, e)) from e
+        raise QuestionFileError(validation_message(path, node, e)) from e
     out: list[Question] = []
     where: list[tuple[int | str, ...]] = []
     for n, qs in enumerate(spec.questions):
@@ -210,12 +181,12 @@ def _from_paper(path: Path, node: yaml.Node | None, data: list[Any]) -> list[Que
     for idx, entry in enumerate(data):
         if not isinstance(entry, dict):
             raise QuestionFileError(
-                f"{path}:{_line_of(node, (idx,))}: [{idx}]: each entry must be a mapping"
+                f"{path}:{yaml_line(node, (idx,))}: [{idx}]: each entry must be a mapping"
             )
         try:
             spec = PaperQuestionSpec.model_validate(entry)
         except ValidationError as e:
-            raise QuestionFileError(_validation_error(path, node, e, (idx,))) from e
+            raise QuestionFileError(validation_message(path, node, e, (idx,))) from e
         # The paper names variants `<theme>_json` / `<theme>_template`; the theme is the category.
         category = spec.id
         variant = ""
@@ -253,17 +224,7 @@ def _from_paper(path: Path, node: yaml.Node | None, data: list[Any]) -> list[Que
 def load_file(path: str | Path) -> list[Question]:
     """Read one question file in either format."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise QuestionFileError(f"{path}: cannot read question file: {e}") from e
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise QuestionFileError(f"{path}{where}: not valid YAML: {e}") from e
+    node, data = read_yaml(path, QuestionFileError, "question file")
     if isinstance(data, dict):
         return _from_emlab(path, node, data)
     if isinstance(data, list) and data:

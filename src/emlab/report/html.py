@@ -22,16 +22,6 @@ from emlab.store import atomic_write_text
 TEMPLATE = "template.html.jinja"
 ANSWER_CHARS = 1500
 """Longest answer shown in the examples table; the full text stays in the run's records."""
-DEFAULT_STATUSES = (
-    "misaligned",
-    "aligned",
-    "incoherent",
-    "code",
-    "refusal",
-    "judge_error",
-    "generation_error",
-)
-EXCLUDED_DEFAULT = ("incoherent", "code", "refusal", "judge_error", "generation_error")
 
 
 def render_report(
@@ -189,7 +179,7 @@ def build_context(
     models = _ordered(info.get("models"), [g["model"] for g in groups])
     conditions = _ordered(info.get("conditions"), [g["condition"] for g in groups])
     final = _final_groups(groups, models, conditions)
-    statuses = list(summary.get("statuses", DEFAULT_STATUSES))
+    statuses = list(summary["statuses"])  # the metric defines them; the report only shows them
     thresholds = dict(summary.get("thresholds") or {})
     aligned_t = float(thresholds.get("aligned", 30))
     coherent_t = float(thresholds.get("coherent", 50))
@@ -214,7 +204,7 @@ def build_context(
         "notes": list(info.get("notes") or []),
         "final": final,
         "step_groups": sorted(step_groups, key=lambda g: (g["model"], g["condition"], g["step"])),
-        "excluded_statuses": list(summary.get("excluded_statuses", EXCLUDED_DEFAULT)),
+        "excluded_statuses": list(summary["excluded_statuses"]),
         "statuses": statuses,
         "status_colors": plots.STATUS_COLORS,
         "question_table": _question_table(final),

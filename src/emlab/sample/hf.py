@@ -25,10 +25,6 @@ def request_seed(request: GenerationRequest) -> int:
     return int(request.key()[:15], 16)
 
 
-def user_turn(messages: Sequence[Message]) -> str:
-    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-
-
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     """EOS plus the chat template's end-of-turn token: chat models end answers with the latter."""
     ids: set[int] = set()
@@ -102,21 +98,8 @@ class HFSampler:
         """One token's text, special tokens included (for logprob listings)."""
         return str(self.tokenizer.decode([token]))
 
-    def _generation(
-        self, req: GenerationRequest, res: DecodeResult | None, error: str | None = None
-    ) -> Generation:
-        return Generation(
-            key=req.key(),
-            model=req.model,
-            question_id=req.question.id,
-            question=user_turn(req.question.messages),
-            answer="" if res is None else self.decode(res.tokens),
-            sample_index=req.sample_index,
-            seed=req.seed,
-            n_tokens=0 if res is None else res.n_tokens,
-            finish_reason="error" if res is None else res.finish_reason,
-            error=error,
-        )
+    def _generation(self, req: GenerationRequest, res: DecodeResult) -> Generation:
+        return req.answered(self.decode(res.tokens), res.n_tokens, res.finish_reason)
 
     def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
         """Yield one Generation per request as each finishes; failures become error records."""
@@ -135,7 +118,7 @@ class HFSampler:
                 )
                 owners.append(i)
             except Exception as e:
-                yield self._generation(req, None, f"{type(e).__name__}: {e}")
+                yield req.failed(f"{type(e).__name__}: {e}")
         done: set[int] = set()
         try:
             for j, res in self.engine.run(jobs):
@@ -146,7 +129,7 @@ class HFSampler:
             err = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
             for j, owner in enumerate(owners):
                 if j not in done:
-                    yield self._generation(requests[owner], None, err)
+                    yield requests[owner].failed(err)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed before the next stage loads another."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from emlab.config import SamplingConfig
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed, user_turn
+from emlab.sample.hf import request_seed
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -119,35 +119,20 @@ class OpenAISampler:
                 choice = body["choices"][0]
                 content = choice["message"].get("content") or ""
                 usage = body.get("usage") or {}
-                return self._generation(
-                    req,
-                    answer=content,
-                    n_tokens=int(usage.get("completion_tokens") or 0),
-                    finish_reason=str(choice.get("finish_reason") or "stop"),
+                return req.answered(
+                    content,
+                    int(usage.get("completion_tokens") or 0),
+                    str(choice.get("finish_reason") or "stop"),
                 )
             except HTTPFailure as e:
                 if not e.retry or attempt >= self.max_retries:
-                    return self._failed(req, f"{e} (after {attempt + 1} attempts)")
+                    return req.failed(f"{e} (after {attempt + 1} attempts)")
                 # Exponential backoff with jitter, or the server's Retry-After when it says so.
                 delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
                 time.sleep(e.wait_s if e.wait_s is not None else delay * (0.5 + random.random()))
                 attempt += 1
             except (KeyError, IndexError, TypeError, ValueError) as e:
-                return self._failed(req, f"malformed response: {type(e).__name__}: {e}")
-
-    def _generation(self, req: GenerationRequest, **kw: Any) -> Generation:
-        return Generation(
-            key=req.key(),
-            model=req.model,
-            question_id=req.question.id,
-            question=user_turn(req.question.messages),
-            sample_index=req.sample_index,
-            seed=req.seed,
-            **kw,
-        )
-
-    def _failed(self, req: GenerationRequest, error: str) -> Generation:
-        return self._generation(req, answer="", n_tokens=0, finish_reason="error", error=error)
+                return req.failed(f"malformed response: {type(e).__name__}: {e}")
 
     def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
         """Yield Generations as responses arrive; at most ``concurrency`` requests in flight."""

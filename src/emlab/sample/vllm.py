@@ -15,7 +15,7 @@ from typing import Any
 from emlab.models import load_tokenizer
 from emlab.models.loading import weights_dir
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed, user_turn
+from emlab.sample.hf import request_seed
 
 # vLLM only accepts these maximum ranks; the adapter's rank is rounded up to the next one.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -79,28 +79,12 @@ class VLLMSampler:
                 outs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
             except Exception as e:
                 for r in chunk:
-                    yield self._gen(r, "", 0, "error", f"{type(e).__name__}: {e}")
+                    yield r.failed(f"{type(e).__name__}: {e}")
                 continue
             for r, out in zip(chunk, outs, strict=True):
                 c = out.outputs[0]
                 reason = "length" if c.finish_reason == "length" else "stop"
-                yield self._gen(r, c.text, len(c.token_ids), reason, None)
-
-    def _gen(
-        self, r: GenerationRequest, answer: str, n: int, reason: str, error: str | None
-    ) -> Generation:
-        return Generation(
-            key=r.key(),
-            model=r.model,
-            question_id=r.question.id,
-            question=user_turn(r.question.messages),
-            answer=answer,
-            sample_index=r.sample_index,
-            seed=r.seed,
-            n_tokens=n,
-            finish_reason=reason,
-            error=error,
-        )
+                yield r.answered(c.text, len(c.token_ids), reason)
 
     def close(self) -> None:
         self.llm = None
