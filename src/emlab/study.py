@@ -246,6 +246,12 @@ class Study:
                     self.counts["judged"] += len(out)
                     bar.update(len(out))
             bar.close()
+            failed = sum(1 for g in todo if not g.error and cached[keys[g.key]].get("error"))
+            if failed:
+                self._say(
+                    f"{failed} answers could not be judged (counted as judge errors); "
+                    "their samples are cached: re-run to retry the judge"
+                )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
     # -- the whole chain ----------------------------------------------------------------------

@@ -112,3 +112,51 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(
     want = {g["key"]: g["answer"] for g in Store(tmp_path / "ref").all("generation")}
     assert got == want  # same requests, same seeded answers, nothing lost or doubled
     assert out.decode().strip().endswith("report.html")
+
+
+def test_unreachable_judge_is_reported_once_and_keeps_the_samples(
+    tmp_path: Path, tiny_model: str
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"name: j\nmodels: [{tiny_model}]\nconditions: [{{name: base}}]\n"
+        "sampling: {samples_per_question: 1, max_new_tokens: 4}\n"
+        f"judge: {{backend: openai, model: m, base_url: 'http://127.0.0.1:{port}/v1', "
+        "max_retries: 2}\n"
+    )
+    out = _run_cli(study, tmp_path / "run")
+    _, err = out.communicate(timeout=300)
+    assert out.returncode == 0, err.decode()[-2000:]
+    assert err.decode().count("unreachable") == 1
+    n_q = len(Study(load_study(study), run_dir=tmp_path / "x").load_questions())
+    assert n_rows(tmp_path / "run", "generation") == n_q  # the samples stay cached
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    group = summary["groups"][0]
+    assert group["excluded"]["judge_error"] == n_q and group["n_valid"] == 0
+
+
+def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
+    """evals_at_steps evaluates adapter snapshots, so the report can plot rate vs step."""
+    text = STUDY.format(model=tiny_model).replace(
+        "dtype: fp32}", "dtype: fp32, save_every: 1}"
+    )
+    study = tmp_path / "s.yaml"
+    study.write_text(text + "evals_at_steps: [1, 2]\n")
+    res = Study(load_study(study), run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
+    result = res.run()
+    steps = sorted(
+        g["step"] for g in result.summary["groups"]
+        if g["condition"] == "concealed" and g["step"] is not None
+    )
+    assert steps == [1, 2]
+    rows = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert {r["step"] for r in rows} == {None, 1, 2}
+    bad = text + "evals_at_steps: [3]\n"
+    study.write_text(bad)
+    with pytest.raises(ValueError, match="no checkpoint at step 3"):
+        Study(load_study(study), run_dir=tmp_path / "run2", base_dir=tmp_path, progress=False).run()
