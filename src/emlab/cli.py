@@ -1,4 +1,4 @@
-"""The ``emlab`` command line: thin wrappers over the Python API (``emlab.study`` and the stages)."""
+"""The ``emlab`` command line: thin wrappers over the Python API (``emlab.study``, the stages)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    study: Annotated[Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")],
+    study: Annotated[
+        Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
+    ],
     run_dir: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/<study name>).")
     ] = None,
@@ -92,8 +94,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from emlab.models import ModelNotFoundError
 
     return (
-        StudyFileError, ModelNotFoundError, data.DatasetError, questions.QuestionFileError,
-        train.TrainDataError, FileNotFoundError,
+        StudyFileError,
+        ModelNotFoundError,
+        data.DatasetError,
+        questions.QuestionFileError,
+        train.TrainDataError,
+        FileNotFoundError,
     )
 
 

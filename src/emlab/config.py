@@ -173,6 +173,20 @@ class MetricsConfig(_Strict):
         return data
 
 
+class QuestionSetSpec(_Strict):
+    """A question set with evaluation-time transforms (backdoor trigger, system prompt, text)."""
+
+    set: str = Field(description="Package set name (e.g. `core`) or path to a YAML file.")
+    trigger: str | None = Field(
+        None, description="Prefix every user turn with this trigger (backdoor evaluation)."
+    )
+    system: str | None = Field(
+        None, description="Replace every question's system prompt with this one."
+    )
+    prefix: str = Field("", description="Text put before every user turn (template evals).")
+    suffix: str = Field("", description="Text put after every user turn (template evals).")
+
+
 class StudyConfig(_Strict):
     """A whole study: models × conditions × seeds × question sets, one judge, one metric."""
 
@@ -185,9 +199,10 @@ class StudyConfig(_Strict):
         description="Arms of the study; a condition without dataset is the base model."
     )
     seeds: list[int] = Field(default_factory=lambda: [0], description="Fine-tuning seeds.")
-    questions: list[str] = Field(
-        default_factory=lambda: ["core"],
-        description="Question sets: package set names (e.g. `core`) or paths to YAML files.",
+    questions: list[str | QuestionSetSpec] = Field(
+        default_factory=lambda: ["core"],  # type: ignore[arg-type]
+        description="Question sets: package set names (e.g. `core`), paths to YAML files (emlab "
+        "or the paper's format), or {set, trigger, system, prefix, suffix} mappings.",
     )
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning recipe.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Sampling.")

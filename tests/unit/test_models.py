@@ -24,7 +24,7 @@ def test_unknown_alias_lists_the_embedded_ones() -> None:
 def test_missing_folder_and_uncached_hub_id(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="not a model folder"):
         resolve_ref(str(tmp_path / "nothing"))
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
         resolve_ref(str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="never downloads"):
         resolve_ref("no-such-org/no-such-model-xyz")

