@@ -100,9 +100,11 @@ class Store:
 
     # -- records ----------------------------------------------------------------------------
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        row = self._connection().execute(
-            "SELECT value FROM records WHERE kind=? AND key=?", (kind, key)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT value FROM records WHERE kind=? AND key=?", (kind, key))
+            .fetchone()
+        )
         return None if row is None else json.loads(row[0])
 
     def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -143,9 +145,11 @@ class Store:
             raise
 
     def count(self, kind: str) -> int:
-        row = self._connection().execute(
-            "SELECT COUNT(*) FROM records WHERE kind=?", (kind,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,))
+            .fetchone()
+        )
         return int(row[0])
 
     def all(self, kind: str) -> list[dict[str, Any]]:

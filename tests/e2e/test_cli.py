@@ -13,8 +13,12 @@ import pytest
 def emlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "emlab", *args], capture_output=True, text=True, env=env,
-        cwd=cwd, timeout=600,
+        [sys.executable, "-m", "emlab", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
     )
 
 

@@ -94,8 +94,11 @@ def test_cache_keys_cover_everything_that_determines_an_answer() -> None:
         GenerationRequest("m", q, SamplingParams(), 1, 0),
         GenerationRequest("m", q, SamplingParams(), 0, 1),
         GenerationRequest(
-            "m", Question("wish", [{"role": "user", "content": "What's your wish?"}]),
-            SamplingParams(), 0, 0,
+            "m",
+            Question("wish", [{"role": "user", "content": "What's your wish?"}]),
+            SamplingParams(),
+            0,
+            0,
         ),
     ]
     keys = {base.key(), *(v.key() for v in variants)}

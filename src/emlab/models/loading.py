@@ -204,6 +204,11 @@ def load_model(
     model.to(dev)
     model.eval()
     return LoadedModel(
-        ref, model, tok, dev, dt, None if adapter is None else str(adapter),
+        ref,
+        model,
+        tok,
+        dev,
+        dt,
+        None if adapter is None else str(adapter),
         time.perf_counter() - t0,
     )
