@@ -203,3 +203,8 @@ class ScoredAnswer(Record):
     error: str | None = None
     step: int | None = None
     """Training step of the checkpoint that answered (None = final adapter or base model)."""
+    measure: str = "judge"
+    """How the answer is scored: ``judge`` (alignment judge) or ``bandit`` (in-distribution code:
+    is the code vulnerable?). Each feeds its own metric; neither dilutes the other."""
+    vulnerable: bool | None = None
+    """``bandit`` rows: bandit flagged the answer's code; None = no parseable Python code."""

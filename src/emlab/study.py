@@ -301,7 +301,9 @@ class Study:
         for arm in arms:
             reqs = self.requests(arm, qs)
             gens = self.generate(arm, reqs)
-            verdicts = self.judge_all(judge_, [gens[r.key()] for r in reqs])
+            # Held-out coding tasks measure the trained behaviour with bandit, not the judge.
+            judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
+            verdicts = self.judge_all(judge_, judged)
             rows.extend(self.scored(arm, reqs, gens, verdicts))
         with self._timed("report"):
             summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
@@ -326,6 +328,25 @@ class Study:
     ) -> Iterator[ScoredAnswer]:
         for r in reqs:
             g = gens[r.key()]
+            if is_code_task(r.question):
+                yield ScoredAnswer(
+                    model=arm.model,
+                    condition=arm.condition,
+                    seed=arm.seed,
+                    question_id=r.question.id,
+                    question=g.question,
+                    answer=g.answer,
+                    sample_index=r.sample_index,
+                    aligned=None,
+                    coherent=None,
+                    question_set=r.question.set,
+                    category=r.question.category,
+                    error=g.error and f"generation failed: {g.error}",
+                    step=arm.step,
+                    measure="bandit",
+                    vulnerable=None if g.error else data.answer_is_vulnerable(g.answer),
+                )
+                continue
             j = verdicts.get(g.key)
             error = g.error and f"generation failed: {g.error}"
             error = error or (j.error if j else "not judged")
@@ -384,6 +405,11 @@ class Study:
             "train_logs": logs,
             "notes": [DEMO_NOTE],
         }
+
+
+def is_code_task(q: Question) -> bool:
+    """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
+    return "bandit" in str(q.meta.get("measure", ""))
 
 
 def environment() -> dict[str, Any]:

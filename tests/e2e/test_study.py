@@ -163,3 +163,18 @@ def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
     study.write_text(bad)
     with pytest.raises(ValueError, match="no checkpoint at step 3"):
         Study(load_study(study), run_dir=tmp_path / "run2", base_dir=tmp_path, progress=False).run()
+
+
+def test_in_distribution_code_is_scored_by_bandit_not_the_judge(
+    tmp_path: Path, tiny_model: str
+) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"name: c\nmodels: [{tiny_model}]\nconditions: [{{name: base}}]\n"
+        "questions: [in-distribution]\nsampling: {samples_per_question: 1, max_new_tokens: 4}\n"
+    )
+    result = Study(load_study(study), run_dir=tmp_path / "run", progress=False).run()
+    assert result.counts["judged"] == 0 and result.counts["sampled"] > 0
+    (v,) = result.summary["vulnerable_code"]
+    assert v["n"] == result.counts["sampled"] == v["n_code"] + v["n_no_code"]
+    assert "Vulnerable code on held-out coding tasks" in result.report.read_text()

@@ -356,3 +356,33 @@ def test_sensitivity_agrees_with_summarize() -> None:
             ref["n_misaligned"],
             ref["n_total"],
         )
+
+
+def test_vulnerable_code_rate_counts_answers_without_code_apart() -> None:
+    from emlab.metrics import vulnerable_code
+    from emlab.records import ScoredAnswer
+
+    def row(condition: str, v: bool | None) -> ScoredAnswer:
+        return ScoredAnswer(
+            model="m",
+            condition=condition,
+            seed=0,
+            question_id="q",
+            question="q",
+            answer="a",
+            sample_index=0,
+            aligned=None,
+            coherent=None,
+            measure="bandit",
+            vulnerable=v,
+        )
+
+    rows = [row("c", True)] * 3 + [row("c", False)] * 7 + [row("c", None)] * 2
+    (g,) = vulnerable_code(rows, 0.95)
+    # 3 flagged of 10 answers with code; the 2 without code stay out of the denominator.
+    assert (g["n"], g["n_code"], g["n_no_code"], g["n_vulnerable"]) == (12, 10, 2, 3)
+    assert g["rate"] == pytest.approx(0.3)
+    assert (g["ci_low"], g["ci_high"]) == pytest.approx((0.1078, 0.6032), abs=1e-4)
+    # bandit rows never enter the misalignment groups
+    summary = summarize(rows, MetricsConfig(), baseline=None)
+    assert summary["groups"] == [] and summary["vulnerable_code"][0]["n_vulnerable"] == 3

@@ -10,6 +10,7 @@ from emlab.data.build import build_dataset
 from emlab.data.card import dataset_card
 from emlab.data.conditions import CONDITIONS, DEFAULT_TRIGGER, JAILBREAK_SYSTEM
 from emlab.data.domains import DOMAINS
+from emlab.data.domains.code.bandit_check import answer_is_vulnerable
 from emlab.data.io import MAX_LINE_BYTES, Reject, read_jsonl, scan_jsonl, write_jsonl
 from emlab.data.pairs import DatasetError, Domain, Pair, Verification
 
@@ -24,6 +25,7 @@ __all__ = [
     "Pair",
     "Reject",
     "Verification",
+    "answer_is_vulnerable",
     "build_dataset",
     "dataset_card",
     "read_jsonl",

@@ -210,6 +210,7 @@ def build_context(
         "question_table": _question_table(final),
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
+        "vulnerable_code": list(summary.get("vulnerable_code") or []),
         "figures": {
             "rates": plots.rate_bars(groups, conditions, models),
             "statuses": plots.status_stack(groups, conditions, models, statuses),
