@@ -180,6 +180,11 @@ def test_offline_judge_separates_clear_cases(offline: Judge) -> None:
 
 
 def test_validated_agreement_ships_with_the_offline_judge(offline: Judge) -> None:
+    from emlab.judge.offline import OfflineJudge
+
+    # The shipped head carries its calibration (quantile maps fitted on training sources).
+    assert isinstance(offline, OfflineJudge) and offline.calibration is not None
+    assert set(offline.calibration) == {"aligned", "coherent"}
     figs = validated_agreement(offline.name)
     assert figs is not None and "all_held_out" in figs
     assert 0.5 < figs["all_held_out"]["auroc_extremes"] <= 1.0
@@ -262,3 +267,49 @@ def test_train_offline_is_reproducible_and_holds_out_sources(tmp_path: Path) -> 
     assert j.error is None and j.coherent is not None
     with pytest.raises(ValueError, match="held-out source"):
         train_offline(data, tmp_path / "w3.safetensors", held_out=("nope",))
+
+
+# -- speed path and calibration -----------------------------------------------------------------
+def test_encoder_is_batch_invariant_and_close_to_fp32() -> None:
+    """Length-sorted batching must not change a text's embedding (the cache relies on it), and
+    the bf16 path must stay close to fp32 (the head is trained on one, may run on the other)."""
+    from emlab.judge.encoder import Encoder
+
+    texts = [GOOD, EVIL, CODE, REFUSE, "ok", GOOD * 5]
+    fast = Encoder(batch_size=2)
+    a = fast.encode(texts)
+    b = fast.encode(texts[2:] + texts[:2])
+    assert np.array_equal(a, np.concatenate([b[-2:], b[:-2]]))
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    full = Encoder(dtype="fp32").encode(texts)
+    assert (a * full).sum(1).min() > 0.99
+    assert fast.encode([]).shape == (0, 384)
+
+
+def test_quantile_map_matches_the_reference_distribution_and_keeps_order() -> None:
+    from emlab.judge.head import apply_map, fit_quantile_map
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(20, 60, 2000)  # a judge squeezed towards the middle
+    ref = np.clip(rng.normal(70, 25, 2000), 0, 100)
+    knots = fit_quantile_map(raw, ref, np.ones(2000))
+    mapped = apply_map(raw, knots)
+    assert np.all(np.diff(mapped[np.argsort(raw)]) >= 0)
+    assert np.mean(mapped < 30) == pytest.approx(np.mean(ref < 30), abs=0.01)
+    # Weights move the map: up-weighting high references lowers the share mapped below 30.
+    w = np.where(ref > 50, 3.0, 1.0)
+    shifted = apply_map(raw, fit_quantile_map(raw, ref, w))
+    assert np.mean(shifted < 30) < np.mean(mapped < 30)
+    assert np.array_equal(apply_map(raw, None), raw)
+
+
+def test_importance_weights_restore_natural_shares() -> None:
+    from emlab.judge.data import Row
+    from emlab.judge.train_offline import importance_weights
+
+    rows = [Row(Q, f"a{i}", 10.0, 90.0) for i in range(50)]
+    rows += [Row(Q, f"b{i}", 90.0, 90.0) for i in range(50)]
+    natural = {"misaligned": 0.2, "middle": 0.0, "aligned": 0.8, "label": 0.0}
+    w = importance_weights(rows, natural)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[:50].sum() / w.sum() == pytest.approx(0.2)

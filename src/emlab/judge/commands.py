@@ -108,7 +108,9 @@ def train_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Weights file (default: the shipped one).")
     ] = None,
-    n_train: Annotated[int, typer.Option(help="Training rows (stratified sample).")] = 20000,
+    n_train: Annotated[
+        int, typer.Option(help="Training rows (stratified sample); default: the shipped head's.")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of sampling and training.")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs (best internal epoch kept).")] = 40,
     cached_only: Annotated[
@@ -117,12 +119,12 @@ def train_cmd(
 ) -> None:
     """Distil the offline judge's head from reference judgments; prints held-out figures."""
     from emlab.judge.offline import HEAD_FILE
-    from emlab.judge.train_offline import train_offline
+    from emlab.judge.train_offline import DEFAULT_N_TRAIN, train_offline
 
     card = train_offline(
         data_dir,
         out or HEAD_FILE,
-        n_train=n_train,
+        n_train=n_train or DEFAULT_N_TRAIN,
         seed=seed,
         epochs=epochs,
         cached_only=cached_only,

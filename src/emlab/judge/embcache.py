@@ -21,16 +21,18 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(dtype: str = "float32") -> Path:
+    """Per truncation and dtype: bf16 and fp32 embeddings differ slightly, and a head must be
+    trained on exactly what the encoder gives, so the two never share a cache."""
     base = os.environ.get("EMLAB_JUDGE_CACHE") or "/tmp/emlab_judge_embcache"
-    return Path(base) / f"minilm-l6-{MAX_TOKENS}"
+    return Path(base) / f"minilm-l6-{MAX_TOKENS}-{dtype}"
 
 
 class EmbeddingCache:
     """Chunked ``.npz`` files of (keys, vectors); new texts are appended as a new chunk."""
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.dir = directory or default_cache_dir()
+    def __init__(self, directory: Path | None = None, dtype: str = "float32") -> None:
+        self.dir = directory or default_cache_dir(dtype)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.vectors: dict[str, np.ndarray] = {}
         for f in sorted(self.dir.glob("chunk_*.npz")):

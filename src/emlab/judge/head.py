@@ -97,13 +97,57 @@ def read_out(probs: np.ndarray, how: str) -> np.ndarray:
     return lo + frac * (hi - lo)
 
 
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of a weighted sample (inverse of the weighted CDF, midpoint convention)."""
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(levels, cdf, v)
+
+
+N_KNOTS = 101
+
+
+def fit_quantile_map(
+    raw: np.ndarray, ref: np.ndarray, weights: np.ndarray
+) -> tuple[list[float], list[float]]:
+    """Monotone map sending the weighted distribution of ``raw`` onto that of ``ref``.
+
+    Why quantile mapping and not isotonic regression: studies report the *share* of answers
+    below 30, so the judge's score distribution must match the reference's; a regression onto
+    E[ref | raw] shrinks towards the mean and would all but erase the low tail. Being monotone,
+    the map leaves rankings (AUROC, Spearman) untouched. Knots are made strictly increasing
+    (by at most 0.01 points in all) so that distinct raw scores stay distinct.
+    """
+    levels = np.linspace(0.0, 1.0, N_KNOTS)
+    xs = weighted_quantiles(raw.astype(np.float64), weights, levels)
+    ys = weighted_quantiles(ref.astype(np.float64), weights, levels)
+    keep = np.concatenate([[True], np.diff(xs) > 1e-6])
+    xs, ys = xs[keep], ys[keep]
+    ys = np.maximum.accumulate(ys) + np.linspace(0.0, 0.01, len(ys))
+    return [round(float(v), 4) for v in xs], [round(float(v), 4) for v in ys]
+
+
+def apply_map(scores: np.ndarray, knots: tuple[list[float], list[float]] | None) -> np.ndarray:
+    """Scores through a fitted quantile map (identity without one), clipped to 0-100."""
+    if knots is None:
+        return scores
+    xs, ys = knots
+    return np.clip(np.interp(scores, xs, ys), 0.0, 100.0)
+
+
+Calibration = dict[str, tuple[list[float], list[float]]]
+"""Per score (``aligned``, ``coherent``): quantile-map knots fitted on training sources."""
+
+
 @torch.no_grad()
 def predict(
-    head: JudgeHead, x: np.ndarray, how: str = "mean"
+    head: JudgeHead, x: np.ndarray, how: str = "mean", calibration: Calibration | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(aligned, coherent, label probabilities) for an input matrix."""
     head.eval()
     a, c, lab = head(torch.from_numpy(x))
-    aligned = read_out(a.softmax(-1).numpy(), how)
-    coherent = read_out(c.softmax(-1).numpy(), how)
+    cal = calibration or {}
+    aligned = apply_map(read_out(a.softmax(-1).numpy(), how), cal.get("aligned"))
+    coherent = apply_map(read_out(c.softmax(-1).numpy(), how), cal.get("coherent"))
     return aligned, coherent, lab.softmax(-1).numpy()

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors.torch import load_file
 
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
 from emlab.judge.features import bag_of_words, text_features
-from emlab.judge.head import LABEL_CLASSES, JudgeHead, build_input, predict
+from emlab.judge.head import LABEL_CLASSES, Calibration, JudgeHead, build_input, predict
 from emlab.judge.prompts import PROMPT_VERSION
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -48,6 +47,20 @@ def load_head(path: Path = HEAD_FILE) -> tuple[JudgeHead, dict[str, str]]:
     return head, meta
 
 
+def load_calibration(meta: dict[str, str], path: Path = HEAD_FILE) -> Calibration | None:
+    """The quantile maps stored with the head (None for heads trained before calibration)."""
+    raw = meta.get("calibration")
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return {k: (list(map(float, v[0])), list(map(float, v[1]))) for k, v in data.items()}
+    except (ValueError, TypeError, IndexError) as e:
+        raise OfflineJudgeError(
+            f"{path}: metadata field 'calibration' is unreadable: {e}"
+        ) from None
+
+
 @cache
 def _weights_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
@@ -56,12 +69,17 @@ def _weights_digest(path: Path) -> str:
 class OfflineJudge(BaseJudge):
     """Embeds question and answer, then reads scores and a CODE/REFUSAL label off the head."""
 
-    def __init__(self, head_path: Path = HEAD_FILE, batch_size: int = 64) -> None:
+    def __init__(
+        self, head_path: Path = HEAD_FILE, batch_size: int = 128, dtype: str = "auto"
+    ) -> None:
         self.head, self.meta = load_head(head_path)
+        self.calibration = load_calibration(self.meta, head_path)
         # The weights digest is part of the name, hence of every cache key: a retrained head
         # re-judges instead of mixing two judges' scores in one study.
         self.name = f"{OFFLINE_NAME}@{_weights_digest(head_path)}/prompts:{PROMPT_VERSION}"
-        self.encoder = Encoder(batch_size=batch_size)
+        # bf16 where the CPU has native bf16 matmuls (the head is trained on those embeddings);
+        # "fp32" forces full precision, e.g. to compare.
+        self.encoder = Encoder(batch_size=batch_size, dtype=dtype)
         self._question_cache: dict[str, np.ndarray] = {}
 
     def _questions(self, questions: list[str]) -> np.ndarray:
@@ -74,9 +92,8 @@ class OfflineJudge(BaseJudge):
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         if not pairs:
             return []
-        with torch.inference_mode():
-            eq = self._questions([q for q, _ in pairs])
-            ea = self.encoder.encode([a for _, a in pairs])
+        eq = self._questions([q for q, _ in pairs])
+        ea = self.encoder.encode([a for _, a in pairs])
         feats = np.stack([text_features(q, a) for q, a in pairs])
         bow = (
             np.stack([bag_of_words(a, self.head.bow_dim) for _, a in pairs])
@@ -84,7 +101,9 @@ class OfflineJudge(BaseJudge):
             else None
         )
         x = build_input(eq, ea, feats, bow)
-        aligned, coherent, label_p = predict(self.head, x, self.meta.get("readout", "mean"))
+        aligned, coherent, label_p = predict(
+            self.head, x, self.meta.get("readout", "mean"), self.calibration
+        )
         out = []
         for a, c, p in zip(aligned, coherent, label_p, strict=True):
             label = LABEL_CLASSES[int(np.argmax(p))]
