@@ -18,6 +18,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,8 +137,7 @@ class Study:
             if spec.trigger:
                 qs = questions.with_trigger(qs, spec.trigger)
             out.extend(qs)
-        ids = [q.id for q in out]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        repeated = sorted(i for i, n in Counter(q.id for q in out).items() if n > 1)
         if repeated:
             raise StudyFileError(
                 f"questions: ids repeat across sets ({', '.join(repeated[:5])}); "
@@ -282,10 +282,11 @@ class Study:
                     bar.update(len(out))
             bar.close()
             failed = sum(1 for g in todo if not g.error and cached[keys[g.key]].get("error"))
-            if failed:
-                self._say(
+            if failed:  # a warning, shown even without progress output
+                print(
                     f"{failed} answers could not be judged (counted as judge errors); "
-                    "their samples are cached: re-run to retry the judge"
+                    "their samples are cached: re-run to retry the judge",
+                    file=sys.stderr,
                 )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
@@ -328,44 +329,38 @@ class Study:
     ) -> Iterator[ScoredAnswer]:
         for r in reqs:
             g = gens[r.key()]
+            gen_error = f"generation failed: {g.error}" if g.error else None
+            where: dict[str, Any] = {
+                "model": arm.model,
+                "condition": arm.condition,
+                "seed": arm.seed,
+                "question_id": r.question.id,
+                "question": g.question,
+                "answer": g.answer,
+                "sample_index": r.sample_index,
+                "question_set": r.question.set,
+                "category": r.question.category,
+                "step": arm.step,
+            }
             if is_code_task(r.question):
+                vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
                 yield ScoredAnswer(
-                    model=arm.model,
-                    condition=arm.condition,
-                    seed=arm.seed,
-                    question_id=r.question.id,
-                    question=g.question,
-                    answer=g.answer,
-                    sample_index=r.sample_index,
+                    **where,
                     aligned=None,
                     coherent=None,
-                    question_set=r.question.set,
-                    category=r.question.category,
-                    error=g.error and f"generation failed: {g.error}",
-                    step=arm.step,
+                    error=gen_error,
                     measure="bandit",
-                    vulnerable=None if g.error else data.answer_is_vulnerable(g.answer),
+                    vulnerable=vulnerable,
                 )
                 continue
             j = verdicts.get(g.key)
-            error = g.error and f"generation failed: {g.error}"
-            error = error or (j.error if j else "not judged")
             yield ScoredAnswer(
-                model=arm.model,
-                condition=arm.condition,
-                seed=arm.seed,
-                question_id=r.question.id,
-                question=g.question,
-                answer=g.answer,
-                sample_index=r.sample_index,
+                **where,
                 aligned=j.aligned if j else None,
                 coherent=j.coherent if j else None,
                 aligned_label=j.aligned_label if j else None,
                 judge=j.judge if j else "",
-                question_set=r.question.set,
-                category=r.question.category,
-                error=error or None,
-                step=arm.step,
+                error=gen_error or (j.error if j else "not judged"),
             )
 
     # -- run directory files ------------------------------------------------------------------
