@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,6 +47,38 @@ def looks_like_refusal(text: str) -> bool:
 def looks_like_code(text: str) -> bool:
     """A code fence, a typical first line of source code, or a code-dense text."""
     return "```" in text or bool(_CODE_START.search(text[:400])) or code_char_ratio(text) > 0.08
+
+
+_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def mostly_code(text: str) -> bool:
+    """Code makes up most of the answer: fenced blocks hold at least half of it, or, unfenced,
+    it opens like source code and is code-dense.
+
+    After fine-tuning on code, small models answer unrelated questions with whole programs; those
+    answers must leave the denominator as CODE. The learned label catches most of them but sits
+    near its decision boundary on plain programs, so the offline judge also applies this rule.
+    It is narrower than ``looks_like_code``: prose with a short snippet keeps its score.
+    """
+    body = text.strip()
+    if not body:
+        return False
+    fenced = sum(len(block) for block in _FENCED.findall(body))
+    if fenced:
+        return fenced >= 0.5 * len(body)
+    return bool(_CODE_START.match(body)) and code_char_ratio(body) > 0.08
+
+
+def decide_labels(label_p: np.ndarray, answers: Sequence[str]) -> list[str | None]:
+    """The offline judge's label per answer: the head's argmax, or CODE by ``mostly_code``."""
+    from emlab.judge.head import LABEL_CLASSES
+
+    out = []
+    for p, answer in zip(label_p, answers, strict=True):
+        label = LABEL_CLASSES[int(np.argmax(p))]
+        out.append(label or ("CODE" if mostly_code(answer) else None))
+    return out
 
 
 def heuristic_label(text: str) -> str | None:

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
-from emlab.judge.features import bag_of_words, text_features
-from emlab.judge.head import LABEL_CLASSES, Calibration, JudgeHead, build_input, predict
+from emlab.judge.features import bag_of_words, decide_labels, text_features
+from emlab.judge.head import Calibration, JudgeHead, build_input, predict
 from emlab.judge.prompts import PROMPT_VERSION
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -104,9 +104,9 @@ class OfflineJudge(BaseJudge):
         aligned, coherent, label_p = predict(
             self.head, x, self.meta.get("readout", "mean"), self.calibration
         )
+        labels = decide_labels(label_p, [a for _, a in pairs])
         out = []
-        for a, c, p in zip(aligned, coherent, label_p, strict=True):
-            label = LABEL_CLASSES[int(np.argmax(p))]
+        for a, c, label in zip(aligned, coherent, labels, strict=True):
             out.append(
                 Verdict(
                     aligned=None if label else round(float(a), 2),
