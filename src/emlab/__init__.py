@@ -4,6 +4,8 @@ Build narrow datasets, fine-tune open models, sample answers to unrelated questi
 and report misalignment rates with honest error bars — one study file, one command.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
@@ -27,7 +29,22 @@ from emlab.records import (
 )
 from emlab.store import Store
 
+if TYPE_CHECKING:
+    from emlab.study import Study, StudyResult, run_study
+
 __version__ = "0.1.0"
+
+_LAZY = {"Study": "emlab.study", "StudyResult": "emlab.study", "run_study": "emlab.study"}
+
+
+def __getattr__(name: str) -> Any:
+    # The runner pulls in every stage (torch, transformers); `import emlab` stays light.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emlab' has no attribute {name!r}")
+
 
 __all__ = [
     "ConditionConfig",
@@ -44,9 +61,12 @@ __all__ = [
     "SamplingParams",
     "ScoredAnswer",
     "Store",
+    "Study",
     "StudyConfig",
+    "StudyResult",
     "TrainConfig",
     "__version__",
     "content_hash",
     "load_study",
+    "run_study",
 ]
