@@ -12,6 +12,7 @@ so a re-run skips finished work and a killed run resumes where it stopped:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import platform
@@ -203,6 +204,7 @@ class Study:
 
             with self._timed("train"):
                 self.store.write_artifact("adapter", key, write)
+            gc.collect()  # PEFT models hold reference cycles; free one before loading the next
             self.counts["trained"] += 1
         return key, self.store.artifact_dir("adapter", key)
 
@@ -257,6 +259,8 @@ class Study:
             finally:
                 bar.close()
                 sampler.close()
+                del sampler
+                gc.collect()
         return {k: Generation.from_dict(v) for k, v in cached.items()}
 
     def judge_all(self, judge_: judge.Judge, gens: Sequence[Generation]) -> dict[str, Judgment]:
