@@ -145,12 +145,11 @@ def stratum(row: Row) -> str | None:
     return "middle" if row.aligned < 70 else "aligned"
 
 
-def natural_shares(sources: dict[str, list[Row]], held_out: tuple[str, ...]) -> dict[str, float]:
-    """Share of each stratum among the usable, distinct rows of the training sources, weighted
-    as ``select_training_rows`` weights sources: the distribution the importance weights restore.
-    """
+def _candidates(
+    sources: dict[str, list[Row]], held_out: tuple[str, ...]
+) -> Iterator[tuple[str, Row, str]]:
+    """Training-source rows with a stratum and a coherent score, first copy of each answer only."""
     seen: set[tuple[str, str]] = set()
-    mass = dict.fromkeys(STRATA_SHARE, 0.0)
     for name in sorted(sources):
         if name in held_out:
             continue
@@ -159,7 +158,16 @@ def natural_shares(sources: dict[str, list[Row]], held_out: tuple[str, ...]) -> 
             if s is None or row.coherent is None or (row.question, row.answer) in seen:
                 continue
             seen.add((row.question, row.answer))
-            mass[s] += DOWNWEIGHT.get(name, 1.0)
+            yield name, row, s
+
+
+def natural_shares(sources: dict[str, list[Row]], held_out: tuple[str, ...]) -> dict[str, float]:
+    """Share of each stratum among the usable, distinct rows of the training sources, weighted
+    as ``select_training_rows`` weights sources: the distribution the importance weights restore.
+    """
+    mass = dict.fromkeys(STRATA_SHARE, 0.0)
+    for name, _, s in _candidates(sources, held_out):
+        mass[s] += DOWNWEIGHT.get(name, 1.0)
     total = sum(mass.values()) or 1.0
     return {k: v / total for k, v in mass.items()}
 
@@ -168,21 +176,13 @@ def select_training_rows(
     sources: dict[str, list[Row]], n: int, seed: int, held_out: tuple[str, ...]
 ) -> list[Row]:
     """A deterministic, stratified, de-duplicated sample of at most ``n`` rows."""
-    seen: set[tuple[str, str]] = set()
     pools: dict[str, list[Row]] = {k: [] for k in STRATA_SHARE}
     weights: dict[str, list[float]] = {k: [] for k in STRATA_SHARE}
-    for name in sorted(sources):
-        if name in held_out:
-            continue
-        for row in sources[name]:
-            s = stratum(row)
-            if s is None or row.coherent is None or (row.question, row.answer) in seen:
-                continue
-            seen.add((row.question, row.answer))
-            pools[s].append(row)
-            # Refusals are rare (~300 of 160k rows); keep nearly all of them for the label head.
-            boost = 10.0 if s == "label" and row.label == "REFUSAL" else 1.0
-            weights[s].append(DOWNWEIGHT.get(name, 1.0) * boost)
+    for name, row, s in _candidates(sources, held_out):
+        pools[s].append(row)
+        # Refusals are rare (~300 of 160k rows); keep nearly all of them for the label head.
+        boost = 10.0 if s == "label" and row.label == "REFUSAL" else 1.0
+        weights[s].append(DOWNWEIGHT.get(name, 1.0) * boost)
     rng = np.random.default_rng(seed)
     chosen: list[Row] = []
     for s, share in STRATA_SHARE.items():
