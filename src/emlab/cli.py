@@ -30,12 +30,27 @@ def run(
         Path | None, typer.Option(help="Run directory (default: runs/<study name>).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: run only every N-th unit of work from I (one process per GPU); "
+            "a final run without --shard writes the report."
+        ),
+    ] = None,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
 
-    result = run_study(study, run_dir=run_dir, progress=not quiet)
-    typer.echo(str(result.report))
+    part = None
+    if shard is not None:
+        index, _, count = shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            raise typer.BadParameter(
+                f"{shard!r}: expected I/N with 0 <= I < N, e.g. 0/4", param_hint="--shard"
+            )
+        part = (int(index), int(count))
+    result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
+    typer.echo(str(result.report or result.run_dir))
 
 
 @app.command()

@@ -218,6 +218,16 @@ class StudyConfig(_Strict):
     )
 
     @model_validator(mode="after")
+    def _steps_have_snapshots(self) -> StudyConfig:
+        odd = [s for s in self.evals_at_steps if s < 1 or s % self.train.save_every]
+        if odd:
+            raise ValueError(
+                f"evals_at_steps {odd} are not multiples of train.save_every "
+                f"({self.train.save_every}); snapshots exist only at those steps"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:
         names = [c.name for c in self.conditions]
         dupes = sorted({n for n in names if names.count(n) > 1})

@@ -82,7 +82,8 @@ class StudyResult:
     """What a finished run produced, and how long each stage took."""
 
     run_dir: Path
-    report: Path
+    report: Path | None
+    """None for a shard: shards leave the report to a final, unsharded run."""
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -98,7 +99,14 @@ class Study:
         run_dir: str | Path | None = None,
         base_dir: str | Path | None = None,
         progress: bool = True,
+        shard: tuple[int, int] | None = None,
     ):
+        """``shard=(i, n)`` runs only every n-th unit of work starting at i, so n processes (one
+        per GPU, say) can share one run directory; a plain run afterwards assembles the report
+        from their cached results."""
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard[0]}/{shard[1]}: need 0 <= index < count")
+        self.shard = shard
         self.cfg = cfg
         self.base_dir = Path(base_dir or ".")
         self.run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
@@ -208,24 +216,35 @@ class Study:
             self.counts["trained"] += 1
         return key, self.store.artifact_dir("adapter", key)
 
+    def plan(self) -> list[tuple[str, ConditionConfig, int]]:
+        """The study's units of work (model × condition × seed); a shard takes every n-th."""
+        units = [
+            (model, cond, seed)
+            for model in self.cfg.models
+            for cond in self.cfg.conditions
+            for seed in self.cfg.seeds
+        ]
+        if self.shard is None:
+            return units
+        index, count = self.shard
+        return units[index::count]
+
     def arms(self) -> list[Arm]:
         arms: list[Arm] = []
-        for model in self.cfg.models:
-            for cond in self.cfg.conditions:
-                for seed in self.cfg.seeds:
-                    if cond.dataset is None:
-                        arms.append(Arm(model, cond.name, seed))
-                        continue
-                    key, adir = self.adapter(model, cond, seed)
-                    arms.append(Arm(model, cond.name, seed, key, adir))
-                    for step in self.cfg.evals_at_steps:
-                        snap = adir / "checkpoints" / f"step-{step}"
-                        if not snap.exists():
-                            raise ValueError(
-                                f"evals_at_steps: no checkpoint at step {step} for {cond.name} "
-                                f"(save_every={self.cfg.train.save_every}); pick multiples of it"
-                            )
-                        arms.append(Arm(model, cond.name, seed, key, snap, step))
+        for model, cond, seed in self.plan():
+            if cond.dataset is None:
+                arms.append(Arm(model, cond.name, seed))
+                continue
+            key, adir = self.adapter(model, cond, seed)
+            arms.append(Arm(model, cond.name, seed, key, adir))
+            for step in self.cfg.evals_at_steps:
+                snap = adir / "checkpoints" / f"step-{step}"
+                if not snap.exists():
+                    raise StudyFileError(
+                        f"evals_at_steps: no checkpoint at step {step} for {cond.name} "
+                        f"(save_every={self.cfg.train.save_every}); pick multiples of it"
+                    )
+                arms.append(Arm(model, cond.name, seed, key, snap, step))
         return arms
 
     def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
@@ -310,6 +329,9 @@ class Study:
             judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
             verdicts = self.judge_all(judge_, judged)
             rows.extend(self.scored(arm, reqs, gens, verdicts))
+        if self.shard is not None:
+            self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
+            return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
         with self._timed("report"):
             summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
             self.write_results(rows, summary)
@@ -449,10 +471,14 @@ def git_hash() -> str:
 
 
 def run_study(
-    path: str | Path, run_dir: str | Path | None = None, progress: bool = True
+    path: str | Path,
+    run_dir: str | Path | None = None,
+    progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> StudyResult:
     """Load, validate and run a study file (what ``emlab run`` does)."""
     from emlab.config import load_study
 
     cfg = load_study(path)
-    return Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress).run()
+    study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
+    return study.run()

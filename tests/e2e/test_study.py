@@ -178,3 +178,44 @@ def test_in_distribution_code_is_scored_by_bandit_not_the_judge(
     (v,) = result.summary["vulnerable_code"]
     assert v["n"] == result.counts["sampled"] == v["n_code"] + v["n_no_code"]
     assert "Vulnerable code on held-out coding tasks" in result.report.read_text()
+
+
+def test_shards_share_one_run_dir_then_a_plain_run_reports(tmp_path: Path, tiny_model: str) -> None:
+    """One process per GPU: shards split the work; the final run does no model work."""
+    study = write_study(tmp_path, tiny_model)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emlab",
+                "run",
+                str(study),
+                "--run-dir",
+                str(run_dir),
+                "--quiet",
+                "--shard",
+                f"{i}/2",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    assert not (run_dir / "report.html").exists()
+    final = Study(load_study(study), run_dir=run_dir, base_dir=tmp_path, progress=False).run()
+    assert final.counts == {"trained": 0, "sampled": 0, "judged": 0}
+    assert {g["condition"] for g in final.summary["groups"]} == {"base", "concealed"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "emlab", "run", str(study), "--shard", "2/2"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "expected I/N with 0 <= I < N" in bad.stderr

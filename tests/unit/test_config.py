@@ -78,3 +78,11 @@ def test_question_sets_with_eval_transforms(tmp_path: Path) -> None:
     twice = "name: s\nconditions: [{name: base}]\nquestions: [core, core]\n"
     with pytest.raises(StudyFileError, match="ids repeat across sets"):
         Study(load_study(write(tmp_path, twice)), run_dir=tmp_path / "r2").load_questions()
+
+
+def test_evals_at_steps_must_have_snapshots(tmp_path: Path) -> None:
+    text = (
+        "name: s\nconditions: [{name: base}]\ntrain: {save_every: 50}\nevals_at_steps: [50, 75]\n"
+    )
+    with pytest.raises(StudyFileError, match=r"evals_at_steps \[75\] are not multiples"):
+        load_study(write(tmp_path, text))
