@@ -124,6 +124,12 @@ class SamplingConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
     batch_size: int = Field(64, ge=1, description="Sequences decoded together (hf backend).")
+    dtype: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description="hf backend compute dtype; auto = bf16 where the hardware has it. fp32 makes "
+        "every answer independent of batch composition (a resumed run redraws bit-identical "
+        "answers); in bf16 a different batch can rarely flip a draw.",
+    )
     base_url: str | None = Field(None, description="Endpoint of the openai backend.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
     concurrency: int = Field(8, ge=1, description="Requests in flight (openai backend).")

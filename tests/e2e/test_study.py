@@ -27,7 +27,7 @@ conditions:
 seeds: [0]
 questions: [core]
 train: {{max_steps: 2, batch_size: 4, micro_batch_size: 4, learning_rate: 0.001, dtype: fp32}}
-sampling: {{samples_per_question: 2, max_new_tokens: 8, batch_size: 16}}
+sampling: {{samples_per_question: 2, max_new_tokens: 8, batch_size: 16, dtype: fp32}}
 """
 
 

@@ -31,7 +31,7 @@ def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None
     if cfg.backend == "hf":
         from emlab.sample.hf import HFSampler
 
-        return HFSampler(model_ref, adapter=adapter, batch_size=cfg.batch_size)
+        return HFSampler(model_ref, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype)
     if cfg.backend == "openai":
         from emlab.sample.openai import OpenAISampler
 
