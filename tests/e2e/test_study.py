@@ -146,7 +146,9 @@ def test_unreachable_judge_is_reported_once_and_keeps_the_samples(
 
 def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
     """evals_at_steps evaluates adapter snapshots, so the report can plot rate vs step."""
-    text = STUDY.format(model=tiny_model).replace("dtype: fp32}", "dtype: fp32, save_every: 1}")
+    train = "learning_rate: 0.001, dtype: fp32}"
+    text = STUDY.format(model=tiny_model).replace(train, train[:-1] + ", save_every: 1}")
+    assert text.count("save_every") == 1
     study = tmp_path / "s.yaml"
     study.write_text(text + "evals_at_steps: [1, 2]\n")
     res = Study(load_study(study), run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
