@@ -122,11 +122,11 @@ def _mount() -> None:
     """Attach the stages' own sub-commands (each stage owns its CLI surface)."""
     from emlab.data.commands import app as data_app
     from emlab.judge.commands import app as judge_app
-    from emlab.sample.serve import serve_command
+    from emlab.sample.serve import serve
 
     app.add_typer(data_app, name="data", help="Build, validate and inspect narrow datasets.")
     app.add_typer(judge_app, name="judge", help="Train and validate judges.")
-    app.command("serve")(serve_command)
+    app.command("serve")(serve)
 
 
 def main() -> None:

@@ -200,14 +200,14 @@ def test_adapter_with_openai_backend_is_refused() -> None:
         make_sampler(SamplingConfig(backend="openai"), "gpt-4o", adapter="/some/adapter")
 
 
-def test_serve_command_mounts_on_typer() -> None:
+def test_serve_mounts_on_typer() -> None:
     import typer
     from typer.testing import CliRunner
 
-    from emlab.sample.serve import serve_command
+    from emlab.sample.serve import serve
 
     app = typer.Typer()
-    app.command("serve")(serve_command)
+    app.command("serve")(serve)
     app.command("noop")(lambda: None)  # two commands, so `serve` is a sub-command as in emlab
     out = CliRunner().invoke(app, ["serve", "--help"])
     assert out.exit_code == 0, out.output

@@ -252,27 +252,6 @@ def make_server(
 
 
 def serve(
-    model_ref: str,
-    adapter: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    batch_size: int = 64,
-    name: str | None = None,
-) -> None:
-    """Serve until interrupted."""
-    server, service = make_server(model_ref, adapter, host, port, batch_size, name)
-    addr = f"http://{host}:{server.server_address[1]}/v1"
-    print(f"emlab serve: {service.name} at {addr} (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        service.worker.stop()
-
-
-def serve_command(
     model: str,
     adapter: str | None = None,
     host: str = "127.0.0.1",
@@ -282,7 +261,16 @@ def serve_command(
 ) -> None:
     """Serve MODEL (an emlab model ref) as an OpenAI-compatible API at /v1/chat/completions.
 
-    Mount with ``app.command("serve")(serve_command)``; typer reads the signature: MODEL is an
-    argument, the rest are options (--adapter DIR, --host, --port, --batch-size, --name).
+    Runs until interrupted. It is also the ``emlab serve`` command: typer reads this signature,
+    so MODEL is an argument and the rest are options (--adapter DIR, --host, --port, ...).
     """
-    serve(model, adapter=adapter, host=host, port=port, batch_size=batch_size, name=name)
+    server, service = make_server(model, adapter, host, port, batch_size, name)
+    addr = f"http://{host}:{server.server_address[1]}/v1"
+    print(f"emlab serve: {service.name} at {addr} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        service.worker.stop()
