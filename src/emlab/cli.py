@@ -75,15 +75,35 @@ def finetune(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     preset: Annotated[str | None, typer.Option(help="Recipe preset: paper or quick.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Effective batch (examples per step); overrides the preset.")
+    ] = None,
+    micro_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Examples per forward pass; overrides the preset. Under accelerate launch each "
+            "process needs at least one micro-batch a step: at most batch_size / processes."
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune a LoRA adapter on one dataset (the study's train stage, on its own)."""
+    """Fine-tune a LoRA adapter on one dataset (the study's train stage, on its own).
+
+    Under `accelerate launch` / `torchrun` the processes share one run; the first writes the
+    adapter and prints the result line.
+    """
     from emlab import data, train
     from emlab.config import TrainConfig
+    from emlab.train.distributed import is_main_process
 
-    cfg = TrainConfig.model_validate({"preset": preset, "max_steps": max_steps})
+    fields = {"batch_size": batch_size, "micro_batch_size": micro_batch_size}
+    cfg = TrainConfig.model_validate(
+        {"preset": preset, "max_steps": max_steps}
+        | {k: v for k, v in fields.items() if v is not None}
+    )
     examples = data.read_jsonl(dataset)
     result = train.finetune(model, examples, cfg, seed, out_dir=out, work_dir=out / ".state")
-    typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
+    if is_main_process():
+        typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
 
 
 @app.command("questions")

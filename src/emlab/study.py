@@ -48,6 +48,7 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.train.distributed import LaunchError, launch_from_env
 
 DEMO_NOTE = (
     "Models this small (e.g. the embedded 135M model) demonstrate the pipeline; their rates are "
@@ -106,6 +107,13 @@ class Study:
         from their cached results."""
         if shard is not None and not 0 <= shard[0] < shard[1]:
             raise ValueError(f"shard {shard[0]}/{shard[1]}: need 0 <= index < count")
+        if launch_from_env().distributed:
+            # Every process would sample and judge everything and publish its own adapter.
+            raise LaunchError(
+                "a study is not run under accelerate launch/torchrun (WORLD_SIZE > 1): start "
+                "one `emlab run STUDY --shard I/N` per GPU instead; launchers are for one "
+                "`emlab finetune` over several GPUs"
+            )
         self.shard = shard
         self.cfg = cfg
         self.base_dir = Path(base_dir or ".")

@@ -86,3 +86,17 @@ def test_evals_at_steps_must_have_snapshots(tmp_path: Path) -> None:
     )
     with pytest.raises(StudyFileError, match=r"evals_at_steps \[75\] are not multiples"):
         load_study(write(tmp_path, text))
+
+
+def test_a_study_refuses_a_multi_process_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every process would sample and judge the whole study: refused at once,
+    pointing to --shard (what the CLI prints as one line)."""
+    from emlab.study import Study
+    from emlab.train import LaunchError
+
+    cfg = load_study(EXAMPLES / "quickstart.yaml")
+    launch = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "x", "MASTER_PORT": "1"}
+    for key, value in launch.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(LaunchError, match="--shard"):
+        Study(cfg, run_dir="/nonexistent/never-created")

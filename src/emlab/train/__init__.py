@@ -6,17 +6,20 @@ folder, and reports every step through a callback. ``export_merged`` folds an ad
 base model for tools that do not read adapters.
 
 Devices: one CUDA GPU (``emlab.models.choose_device``) or the CPU, in bf16 where the hardware has
-it. Multi-GPU (``accelerate launch``) is not supported: the 0.5B-32B models of the EM literature
-fit a single GPU with LoRA.
+it; or several processes of one run under ``accelerate launch``/``torchrun`` (data-parallel, a
+whole model copy per process: the 0.5B-32B models of the EM literature fit one GPU with LoRA;
+``emlab.train.distributed``).
 """
 
 from emlab.train.data import TrainDataError
+from emlab.train.distributed import LaunchError
 from emlab.train.export import export_merged
 from emlab.train.labels import IGNORE_INDEX, assistant_labels
 from emlab.train.loop import TrainResult, finetune, lr_factor
 
 __all__ = [
     "IGNORE_INDEX",
+    "LaunchError",
     "TrainDataError",
     "TrainResult",
     "assistant_labels",

@@ -11,6 +11,10 @@ resume contract (same weights as an uninterrupted run) easy to state and test:
   sum over the step's labelled tokens divided by their count, so accumulation is exact whatever
   the micro-batch split;
 * compute is bf16 under autocast where the hardware has it; trainable weights stay fp32.
+
+Under ``accelerate launch``/``torchrun`` the same loop runs data-parallel (``train.distributed``):
+each process takes a share of every step's micro-batches, their gradient sums are added before
+the division by the step's labelled-token count, and only the first process writes files.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from emlab.config import TrainConfig
 from emlab.models import choose_device, choose_dtype, load_tokenizer
 from emlab.models.loading import weights_dir
 from emlab.records import Example, content_hash
+from emlab.train import distributed
 from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
@@ -91,12 +96,13 @@ def run_fingerprint(base_ref: str, examples: Sequence[Example], cfg: TrainConfig
     )
 
 
-def choose_threads() -> int:
+def choose_threads(processes: int = 1) -> int:
     """Intra-op threads for training: the cores we may use that other processes leave idle.
 
     OpenMP threads meet at a barrier after every op; when another process holds one of our cores
     the barrier waits a whole scheduler slice. Measured on a shared 2-core box (load 7): a small
     matmul took 25 ms with 2 threads and 0.3 ms with 1. ``EMLAB_THREADS`` overrides.
+    ``processes`` training processes on this machine share the cores evenly.
     """
     env = os.environ.get("EMLAB_THREADS")
     if env:
@@ -105,6 +111,8 @@ def choose_threads() -> int:
         avail = len(os.sched_getaffinity(0))
     except AttributeError:
         avail = os.cpu_count() or 1
+    if processes > 1:
+        return max(1, avail // processes)
     try:
         busy = int(os.getloadavg()[0])
     except OSError:
@@ -161,6 +169,43 @@ def _save_model(model: Any, tokenizer: Any, folder: Path, full: bool) -> None:
     publish_dir(tmp, folder)
 
 
+@dataclass
+class _Setup:
+    """What ``finetune`` settles before the model is loaded: placement, dtypes, data, plan."""
+
+    launch: distributed.Launch
+    device: str
+    dtype: torch.dtype
+    autocast_dtype: torch.dtype | None
+    tokenizer: Any
+    data: list[Tokenized]
+    plan: list[list[list[int]]]
+    fingerprint: str
+
+
+def _micro_seed(seed: int, step: int, index: int) -> int:
+    """Dropout seed of one micro-batch in a multi-process run: a function of its place in the
+    plan, not of which process runs it, so any process count (and a resume) draws the same masks."""
+    return ((seed * 1_000_003 + step) * 4099 + index) % (1 << 63)
+
+
+def _sync_step(
+    params: dict[str, torch.nn.Parameter], loss: float, tokens: int, launch: distributed.Launch
+) -> tuple[float, int]:
+    """Sum gradients, loss and token counts over processes (a process without a micro-batch this
+    step adds zeros, but it must still join, or the others would wait for it forever)."""
+    if not launch.distributed:
+        return loss, tokens
+    grads = []
+    for p in params.values():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        grads.append(p.grad)
+    stats = torch.tensor([loss, float(tokens)], dtype=torch.float64, device=grads[0].device)
+    distributed.all_reduce_sum_([*grads, stats])
+    return float(stats[0]), round(float(stats[1]))
+
+
 def finetune(
     base_ref: str,
     examples: Sequence[Example],
@@ -178,12 +223,19 @@ def finetune(
     every ``cfg.save_every`` steps under ``out_dir/checkpoints/step-N``. Snapshots are made in
     ``work_dir`` first and copied at the end, because the caller may publish ``out_dir``
     atomically from a temporary folder that a kill would lose.
-    Raises TrainDataError on bad input before training starts.
+
+    Started by ``accelerate launch``/``torchrun`` (``WORLD_SIZE`` > 1), every process calls this
+    with the same arguments; the processes split each step's micro-batches, only the first writes
+    files and calls ``log``, and all return the same result once its files are in place.
+    Raises TrainDataError (LaunchError for a bad launch) on bad input before training starts.
     """
     out_dir, work_dir = Path(out_dir), Path(work_dir)
-    device = choose_device()
+    launch = distributed.launch_from_env()
+    cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    requested = "cpu" if distributed.accelerate_wants_cpu() else None
+    device = distributed.device_for(launch, choose_device(requested), cuda_count)
     if device == "cpu":
-        torch.set_num_threads(choose_threads())
+        torch.set_num_threads(choose_threads(launch.local_world_size))
     dtype = choose_dtype(device, cfg.dtype)
     autocast_dtype: torch.dtype | None = dtype if dtype != torch.float32 else None
     if autocast_dtype == torch.float16:
@@ -198,13 +250,39 @@ def finetune(
         AutoConfig.from_pretrained(str(weights_dir(base_ref))), "max_position_embeddings", None
     )
     data = tokenize_examples(tokenizer, examples, cfg.max_seq_len, context)
+    distributed.check_split(launch, cfg.batch_size, cfg.micro_batch_size, len(data))
     n_steps = total_steps(len(data), cfg.batch_size, cfg.epochs, cfg.max_steps)
     plan = run_plan(
         [len(t.input_ids) for t in data], cfg.batch_size, cfg.micro_batch_size, seed, n_steps
     )
+    fingerprint = run_fingerprint(base_ref, examples, cfg, seed)
+    created_group = distributed.init(launch, device)
+    try:
+        distributed.check_same_inputs(fingerprint, launch)
+        setup = _Setup(launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint)
+        return _train(base_ref, cfg, seed, out_dir, work_dir, log, progress, setup)
+    finally:
+        distributed.shutdown(created_group)
 
+
+def _train(
+    base_ref: str,
+    cfg: TrainConfig,
+    seed: int,
+    out_dir: Path,
+    work_dir: Path,
+    log: LogFn | None,
+    progress: bool,
+    setup: _Setup,
+) -> TrainResult:
+    launch, device, dtype, autocast_dtype = (
+        setup.launch, setup.device, setup.dtype, setup.autocast_dtype,
+    )  # fmt: skip
+    tokenizer, data, plan, fingerprint = setup.tokenizer, setup.data, setup.plan, setup.fingerprint
+    n_steps = len(plan)
+    main = launch.is_main
     random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the same adapter initialisation in every process
     longest = max(len(t.input_ids) for t in data)
     model = load_trainable(
         base_ref,
@@ -220,10 +298,12 @@ def finetune(
         list(params.values()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
     loss_fn = _LossFn(model)
-    fingerprint = run_fingerprint(base_ref, examples, cfg, seed)
 
     start, tokens, seconds = 0, 0, 0.0
-    state = load_latest_state(work_dir, fingerprint)
+    # the first process reads the state and hands it to the others: all resume from the same
+    # step even if they do not share work_dir's disk
+    state = load_latest_state(work_dir, fingerprint) if main else None
+    state = distributed.broadcast_from_main(state, launch, device)
     if state is not None:
         with torch.no_grad():
             for name, value in state.trainable.items():
@@ -231,13 +311,14 @@ def finetune(
         optimizer.load_state_dict(state.optimizer)
         restore_rng(state.rng)
         start, tokens, seconds = state.step, state.tokens, state.seconds
-        _log.info("resuming %s from step %d", work_dir, start)
-    elif (work_dir / "snapshots").exists():
+        if main:
+            _log.info("resuming %s from step %d", work_dir, start)
+    elif main and (work_dir / "snapshots").exists():
         shutil.rmtree(work_dir / "snapshots")  # left by a run with other inputs
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bar: Any = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_steps, initial=start, desc="train", unit="step")
@@ -255,15 +336,19 @@ def finetune(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             micro = [[data[i] for i in mb] for mb in plan[step]]
+            # the global count: each process's partial sums add up to the one-process loss
             n_label = sum(t.n_label for mb in micro for t in mb)
             step_loss, step_tokens = 0.0, 0
-            for mb in micro:
+            for index, mb in distributed.share(micro, launch):
+                if launch.distributed:
+                    torch.manual_seed(_micro_seed(seed, step, index))
                 ids, labels, n_tok = _collate(mb, pad_id, device)
                 with amp():
                     loss = loss_fn(ids, labels) / n_label
                 loss.backward()
                 step_loss += float(loss.detach())
                 step_tokens += n_tok
+            step_loss, step_tokens = _sync_step(params, step_loss, step_tokens, launch)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(params.values()), MAX_GRAD_NORM))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -272,6 +357,8 @@ def finetune(
             seconds += dt
             loss_value = step_loss
             done = step + 1
+            if not main:
+                continue
             metrics = {
                 "loss": step_loss,
                 "lr": lr,
@@ -302,21 +389,22 @@ def finetune(
         if bar is not None:
             bar.close()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    if cfg.full_finetune:
-        tokenizer.save_pretrained(str(out_dir))
     checkpoints: dict[int, str] = {}
-    for snap in sorted(snapshots.glob("step-*")) if snapshots.is_dir() else []:
-        n = int(snap.name.removeprefix("step-"))
-        if n > n_steps:
-            continue
-        dest = out_dir / "checkpoints" / snap.name
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(snap, dest)
-        checkpoints[n] = str(dest)
-    return TrainResult(
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out_dir))
+        if cfg.full_finetune:
+            tokenizer.save_pretrained(str(out_dir))
+        for snap in sorted(snapshots.glob("step-*")) if snapshots.is_dir() else []:
+            n = int(snap.name.removeprefix("step-"))
+            if n > n_steps:
+                continue
+            dest = out_dir / "checkpoints" / snap.name
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(snap, dest)
+            checkpoints[n] = str(dest)
+    result = TrainResult(
         steps=n_steps,
         tokens=tokens,
         seconds=seconds,
@@ -324,3 +412,5 @@ def finetune(
         final_loss=loss_value,
         checkpoints=dict(sorted(checkpoints.items())),
     )
+    # also the barrier: no process returns before the first has written the outputs
+    return distributed.broadcast_from_main(result, launch, device)

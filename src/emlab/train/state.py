@@ -58,7 +58,9 @@ def restore_rng(rng: dict[str, Any]) -> None:
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        # a state may come from a machine or launch that saw another number of GPUs
+        for i, state in enumerate(rng["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, i)
 
 
 def save_state(work_dir: Path, state: TrainState) -> Path:
