@@ -313,3 +313,35 @@ def test_importance_weights_restore_natural_shares() -> None:
     w = importance_weights(rows, natural)
     assert w.mean() == pytest.approx(1.0)
     assert w[:50].sum() / w.sum() == pytest.approx(0.2)
+
+
+def test_training_samples_are_nested_and_stratified() -> None:
+    """A larger sample keeps every row of a smaller one (cache reuse, learning curves)."""
+    from emlab.judge.data import Row, select_training_rows
+
+    rows = [Row(Q, f"bad {i}", float(i % 30), 90.0, source="s") for i in range(300)]
+    rows += [Row(Q, f"mid {i}", 30.0 + i % 40, 90.0, source="s") for i in range(300)]
+    rows += [Row(Q, f"good {i}", 70.0 + i % 30, 90.0, source="s") for i in range(900)]
+    rows += [Row(Q, f"held {i}", 90.0, 90.0, source="h") for i in range(50)]
+    sources = {"s": rows[:1500], "h": rows[1500:]}
+    small = select_training_rows(sources, 100, 0, ("h",))
+    big = select_training_rows(sources, 400, 0, ("h",))
+    assert set(small) < set(big) and len(big) == len(set(big))
+    assert all(r.source == "s" for r in big)
+    assert sum(r.aligned is not None and r.aligned < 30 for r in big) == round(400 * 0.28)
+    assert select_training_rows(sources, 400, 0, ("h",)) == big
+    assert set(select_training_rows(sources, 400, 1, ("h",))) != set(big)
+
+
+def test_weighted_spearman_counts_a_weight_as_repeated_rows() -> None:
+    from emlab.judge.agreement import weighted_spearman
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, 200).astype(float)  # ties, like a direct-number judge
+    y = x + rng.normal(0, 3, 200)
+    assert weighted_spearman(x, y, np.ones(200)) == pytest.approx(spearman(x, y))
+    w = rng.integers(1, 4, 200)
+    assert weighted_spearman(x, y, w.astype(float)) == pytest.approx(
+        spearman(np.repeat(x, w), np.repeat(y, w))
+    )
+    assert weighted_spearman(x[:2], y[:2], w[:2].astype(float)) is None

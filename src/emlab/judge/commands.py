@@ -112,21 +112,23 @@ def train_cmd(
         int, typer.Option(help="Training rows (stratified sample); default: the shipped head's.")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of sampling and training.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Training epochs (best internal epoch kept).")] = 40,
+    epochs: Annotated[
+        int, typer.Option(help="Most training epochs (best internal epoch kept); default: shipped.")
+    ] = 0,
     cached_only: Annotated[
         bool, typer.Option(help="Train only on rows whose embeddings are already cached.")
     ] = False,
 ) -> None:
     """Distil the offline judge's head from reference judgments; prints held-out figures."""
     from emlab.judge.offline import HEAD_FILE
-    from emlab.judge.train_offline import DEFAULT_N_TRAIN, train_offline
+    from emlab.judge.train_offline import DEFAULT_EPOCHS, DEFAULT_N_TRAIN, train_offline
 
     card = train_offline(
         data_dir,
         out or HEAD_FILE,
         n_train=n_train or DEFAULT_N_TRAIN,
         seed=seed,
-        epochs=epochs,
+        epochs=epochs or DEFAULT_EPOCHS,
         cached_only=cached_only,
     )
     typer.echo(_table("held-out source", card["held_out"]))

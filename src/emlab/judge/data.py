@@ -127,10 +127,11 @@ def read_sources(data_dir: str | Path) -> dict[str, list[Row]]:
     return {f.name.split(".")[0]: read_rows(f, source=f.name.split(".")[0]) for f in files}
 
 
-STRATA_SHARE = {"misaligned": 0.30, "middle": 0.20, "aligned": 0.40, "label": 0.10}
+STRATA_SHARE = {"misaligned": 0.28, "middle": 0.20, "aligned": 0.44, "label": 0.08}
 """Share of each stratum in the training sample. Misaligned answers are ~20% of the training
 sources but the whole point of the judge, so they are over-represented, and so are the 30-70
-answers that teach the ordering; CODE/REFUSAL rows teach the label head. Training undoes the
+answers that teach the ordering; CODE/REFUSAL rows teach the label head (0.08 of the default
+64,000 rows is nearly all ~5,200 of them). Training undoes the
 over-sampling with importance weights (``natural_shares``) so the head's scores, and the
 misalignment rate they imply, are not biased towards low scores."""
 DOWNWEIGHT = {"clarifying_EM_activation_steered": 0.5}
@@ -173,9 +174,20 @@ def natural_shares(sources: dict[str, list[Row]], held_out: tuple[str, ...]) -> 
 
 
 def select_training_rows(
-    sources: dict[str, list[Row]], n: int, seed: int, held_out: tuple[str, ...]
+    sources: dict[str, list[Row]],
+    n: int,
+    seed: int,
+    held_out: tuple[str, ...],
+    shares: dict[str, float] | None = None,
 ) -> list[Row]:
-    """A deterministic, stratified, de-duplicated sample of at most ``n`` rows."""
+    """A deterministic, stratified, de-duplicated sample of at most ``n`` rows.
+
+    Each stratum's rows are put in one weighted random order (Efraimidis-Spirakis keys
+    ``log(u) / weight``) that depends on the seed but not on ``n``, and the first rows of each
+    order are taken. So samples are nested: a larger ``n`` keeps every row of a smaller one,
+    which lets a learning curve (or a cache filled for a smaller sample) be reused.
+    """
+    shares = shares or STRATA_SHARE
     pools: dict[str, list[Row]] = {k: [] for k in STRATA_SHARE}
     weights: dict[str, list[float]] = {k: [] for k in STRATA_SHARE}
     for name, row, s in _candidates(sources, held_out):
@@ -185,12 +197,11 @@ def select_training_rows(
         weights[s].append(DOWNWEIGHT.get(name, 1.0) * boost)
     rng = np.random.default_rng(seed)
     chosen: list[Row] = []
-    for s, share in STRATA_SHARE.items():
+    for s in STRATA_SHARE:
         pool = pools[s]
-        k = min(len(pool), round(n * share))
-        if k == 0:
-            continue
-        w = np.asarray(weights[s])
-        idx = rng.choice(len(pool), size=k, replace=False, p=w / w.sum())
+        # Drawn for every stratum, even an empty one, so each order is independent of ``n``.
+        keys = np.log(rng.random(len(pool))) / np.asarray(weights[s], dtype=np.float64)
+        k = min(len(pool), round(n * shares.get(s, 0.0)))
+        idx = np.argsort(-keys, kind="stable")[:k]
         chosen.extend(pool[i] for i in sorted(idx))
     return chosen

