@@ -122,6 +122,9 @@ def main() -> None:
         raise SystemExit(f"emlab sampler failed: {errors[0]}")
     emlab_tps = line(f"emlab hf (batch {args.batch})", len(gens), sum(g.n_tokens for g in gens), dt)
     stops = sampler.stop_ids
+    # The sampler switched the model to emlab's decode attention; the baseline is transformers
+    # as shipped.
+    lm.model.set_attn_implementation("sdpa")
     best = 0.0
     for b in gen_batches:
         best = max(

@@ -7,7 +7,7 @@ import torch
 
 from emlab.records import GenerationRequest, Question, SamplingParams
 from emlab.sample import Sampler, make_sampler
-from emlab.sample.engine import ContinuousBatcher, DecodeJob, choose_tokens
+from emlab.sample.engine import ContinuousBatcher, DecodeJob, choose_tokens, row_windows
 from emlab.sample.hf import HFSampler, request_seed
 
 PROMPTS = [
@@ -186,3 +186,59 @@ def test_real_model_answers_end_at_end_of_turn() -> None:
     assert g.finish_reason == "stop", g.answer
     assert "Paris" in g.answer and "<|im_end|>" not in g.answer
     s.close()
+
+
+@pytest.mark.parametrize("mask_kind", ["additive", "bool", "none"])
+def test_decode_attention_equals_sdpa(mask_kind: str) -> None:
+    """The packed grouped-query attention of a decode step gives transformers' SDPA result."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from emlab.sample.attention import decode_attention
+
+    torch.manual_seed(0)
+    rows, heads, kv, dim, width = 5, 6, 2, 16, 11
+    q = torch.randn(rows, heads, 1, dim)
+    big_k = torch.randn(rows, kv, 3 * width, dim)
+    big_v = torch.randn(rows, kv, 3 * width, dim)
+    k, v = big_k[:, :, 4 : 4 + width], big_v[:, :, 4 : 4 + width]  # a window, as the engine uses
+    keep = torch.rand(rows, 1, 1, width) > 0.4
+    for r, first in enumerate([0, 2, 5, 8, 10]):  # rows of different ages, as in the engine
+        keep[r, ..., :first] = False
+    keep[..., -1] = True  # a row always sees itself
+    mask = {
+        "additive": torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min),
+        "bool": keep,
+        "none": None,
+    }[mask_kind]
+
+    class Attn(torch.nn.Module):
+        num_key_value_groups = heads // kv
+        is_causal = False
+
+    ours, _ = decode_attention(Attn(), q, k, v, mask, scaling=0.3)
+    ref, _ = sdpa_attention_forward(Attn(), q, k, v, mask, scaling=0.3, is_causal=False)
+    assert ours.shape == ref.shape == (rows, 1, heads, dim)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    if mask is not None:
+        # Rows grouped by age, each group reading its own part of the window: same result.
+        firsts = [0, 2, 5, 8, 10]
+        windows = row_windows(firsts, width, groups=2)
+        assert windows is not None and sorted(int(i) for w in windows for i in w[0]) == [
+            0,
+            1,
+            2,
+            3,
+            4,
+        ]
+        grouped, _ = decode_attention(Attn(), q, k, v, mask, scaling=0.3, emlab_windows=windows)
+        torch.testing.assert_close(grouped, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_row_windows_group_rows_by_age() -> None:
+    windows = row_windows([0, 9, 1, 8, 0, 9], width=10, groups=2)
+    assert windows is not None
+    assert [(w[0].tolist(), w[1]) for w in windows] == [([0, 4, 2], 0), ([3, 1, 5], 8)]
+    # Rows all of one age, too few rows, or one group: nothing to gain, one shared window.
+    assert row_windows([0, 0, 1, 0, 0, 1], width=10, groups=2) is None
+    assert row_windows([0, 9], width=10, groups=2) is None
+    assert row_windows([0, 9, 1, 8], width=10, groups=1) is None

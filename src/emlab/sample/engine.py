@@ -5,7 +5,12 @@ hold their slot idle, and its growing cache re-copies every key and value at eac
 fixed set of rows decodes together; when a row finishes, a waiting request is prefilled and takes
 the slot at once. Keys and values live in preallocated per-layer buffers on one shared time axis
 (columns); each row owns a contiguous span of columns, masked per row, with its own positions.
-Identical prompts (many samples of one question) are prefilled once and copied.
+Identical prompts (many samples of one question) are prefilled once and copied. Decode steps
+use ``attention.decode_attention`` (grouped-query heads packed, no key/value copies) and attend
+in groups of rows of similar age, each over its own window (``row_windows``).
+
+LoRA adapters stay unmerged: merging into bf16 weights would round away every update smaller than
+half a bf16 step of its weight, which is most of a fine-tune's change.
 
 Randomness is per request: each job carries a seed; its uniforms are drawn up front from a
 generator seeded by it and the token is picked by inverse-CDF sampling, so a job's draws do not
@@ -22,6 +27,9 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
+
+from emlab.sample.attention import NAME as DECODE_ATTENTION
+from emlab.sample.attention import WINDOWS_KW
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,35 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def row_windows(
+    firsts: Sequence[int], width: int, groups: int, device: torch.device | str = "cpu"
+) -> list[tuple[torch.Tensor, int]] | None:
+    """Rows grouped by age for attention: ``groups`` groups of consecutive rows in the order of
+    ``firsts`` (first column each row needs, in a window ``width`` wide), each with its smallest
+    first column. None when grouping would skip less than a quarter of the window's columns:
+    then one shared window is cheaper than the extra gathers."""
+    if groups < 2 or len(firsts) < 2 * groups:
+        return None
+    order = sorted(range(len(firsts)), key=firsts.__getitem__)
+    size = -(-len(order) // groups)
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    read = sum(len(ch) * (width - firsts[ch[0]]) for ch in chunks)
+    if read > 0.75 * len(firsts) * width:
+        return None
+    return [(torch.tensor(ch, device=device), firsts[ch[0]]) for ch in chunks]
+
+
+def _use_decode_attention(model: Any) -> None:
+    """Switch a model whose attention follows transformers' interface to ``attention.NAME``
+    (identical results; one-query steps skip the key/value head copies)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if (
+        getattr(base.config, "_attn_implementation", None) in ("sdpa", "eager")
+        and getattr(base, "_can_set_attn_implementation", lambda: False)()
+    ):
+        base.set_attn_implementation(DECODE_ATTENTION)
+
+
 class ContinuousBatcher:
     """Decode many jobs with a fixed number of rows, refilling a row as soon as it finishes."""
 
@@ -204,6 +241,7 @@ class ContinuousBatcher:
         batch_size: int = 64,
         refill_fraction: float = 1 / 32,
         headroom: float = 0.5,
+        window_groups: int = 4,
     ) -> None:
         self.model = model
         self.stop_ids = frozenset(int(s) for s in stop_ids)
@@ -216,15 +254,25 @@ class ContinuousBatcher:
         # no live row needs, at least this share of the buffer is free, so compactions (a copy
         # of the whole cache) happen at most every span*headroom steps.
         self.headroom = headroom
+        # Rows of different ages attend in this many groups, each over its own window
+        # (``row_windows``); 1 turns it off.
+        self.window_groups = window_groups
         self.device = next(model.parameters()).device
         # The compute dtype, not that of any adapter weights (LoRA may hold fp32 parameters).
         self.dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         self.cache_kw = _cache_kwarg(model)
+        _use_decode_attention(model)
 
     def forward(
-        self, cache: Cache, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
+        self,
+        cache: Cache,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        pos: torch.Tensor,
+        windows: list[tuple[torch.Tensor, int]] | None = None,
     ) -> torch.Tensor:
-        """Last-position logits (fp32) for ``ids`` given a boolean 4-D mask and positions."""
+        """Last-position logits (fp32) for ``ids`` given a boolean 4-D mask and positions
+        (``windows``: see ``attention.WINDOWS_KW``; other attention implementations ignore it)."""
         additive = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
         additive.masked_fill_(~mask, torch.finfo(self.dtype).min)
         out = self.model(
@@ -234,6 +282,7 @@ class ContinuousBatcher:
             use_cache=True,
             logits_to_keep=1,
             **{self.cache_kw: cache},
+            **({WINDOWS_KW: windows} if windows else {}),
         )
         return out.logits[:, -1, :].float()
 
@@ -421,8 +470,14 @@ class _Run:
         c = self.store.cur
         lo = self.store.lo = min(self.start[s] for s in range(self.rows) if self.job_of[s] >= 0)
         self.mask[:, c] = True  # idle rows attend to themselves only, keeping attention finite
+        # Where a row's span starts in the window; idle rows need only the newest column.
+        firsts = [self.start[s] - lo if self.job_of[s] >= 0 else c - lo for s in range(self.rows)]
         logits = self.owner.forward(
-            self.cache, self.last[:, None], self.mask[:, None, None, lo : c + 1], self.pos[:, None]
+            self.cache,
+            self.last[:, None],
+            self.mask[:, None, None, lo : c + 1],
+            self.pos[:, None],
+            row_windows(firsts, c - lo + 1, self.owner.window_groups, self.dev),
         )
         self.store.cur += 1
         self.pos += 1
