@@ -222,7 +222,7 @@ def test_decode_attention_equals_sdpa(mask_kind: str) -> None:
     if mask is not None:
         # Rows grouped by age, each group reading its own part of the window: same result.
         firsts = [0, 2, 5, 8, 10]
-        windows = row_windows(firsts, width, groups=2)
+        windows = row_windows(firsts, width, groups=2, min_rows=1)
         assert windows is not None and sorted(int(i) for w in windows for i in w[0]) == [
             0,
             1,
@@ -235,10 +235,14 @@ def test_decode_attention_equals_sdpa(mask_kind: str) -> None:
 
 
 def test_row_windows_group_rows_by_age() -> None:
-    windows = row_windows([0, 9, 1, 8, 0, 9], width=10, groups=2)
+    windows = row_windows([0, 9, 1, 8, 0, 9], width=10, groups=2, min_rows=3)
     assert windows is not None
     assert [(w[0].tolist(), w[1]) for w in windows] == [([0, 4, 2], 0), ([3, 1, 5], 8)]
-    # Rows all of one age, too few rows, or one group: nothing to gain, one shared window.
-    assert row_windows([0, 0, 1, 0, 0, 1], width=10, groups=2) is None
-    assert row_windows([0, 9], width=10, groups=2) is None
-    assert row_windows([0, 9, 1, 8], width=10, groups=1) is None
+    # Rows all of one age, too few rows per group, or one group: one shared window.
+    assert row_windows([0, 0, 1, 0, 0, 1], width=10, groups=2, min_rows=3) is None
+    assert row_windows([0, 9, 1, 8, 0, 9], width=10, groups=2, min_rows=4) is None
+    assert row_windows([0, 9, 1, 8], width=10, groups=1, min_rows=1) is None
+    # By default a group has at least MIN_GROUP_ROWS rows: 64 rows make at most 2 groups.
+    ages = [0, 50] * 32
+    grouped = row_windows(ages, width=60, groups=4)
+    assert grouped is not None and len(grouped) == 2
