@@ -201,7 +201,14 @@ def _judged(
 def evaluate(
     head: JudgeHead, x: np.ndarray, rows: list[Row], how: str, calibration: Calibration | None
 ) -> dict[str, Any]:
-    aligned, coherent = _judged(head, x, how, calibration, [r.answer for r in rows])
+    return _figures(_judged(head, x, how, calibration, [r.answer for r in rows]), rows)
+
+
+def _figures(
+    judged: tuple[list[float | None], list[float | None]], rows: list[Row]
+) -> dict[str, Any]:
+    """Agreement of already-judged scores with the rows' reference scores."""
+    aligned, coherent = judged
     return agreement(
         Paired(
             ref_aligned=[r.aligned for r in rows],
@@ -319,8 +326,8 @@ def train_offline(
         head, fit_info = _fit(x, targets, lw, (tr, val), seed, epochs, hidden, bow_dim)
         for how in READOUTS:
             cal = calibrate(head, xv, vrows, wv, how)
-            figs = evaluate(head, xv, vrows, how, cal)
             judged = _judged(head, xv, how, cal, [r.answer for r in vrows])
+            figs = _figures(judged, vrows)
             figs["weighted_rate_error_points"] = weighted_rate_error(*judged, vrows, wv)
             figs["spearman_aligned_natural"] = natural_spearman(judged[0], vrows, wv)
             name = f"{weighting}/{how}"

@@ -257,11 +257,6 @@ def check_same_inputs(fingerprint: str, launch: Launch) -> None:
         )
 
 
-def barrier(launch: Launch) -> None:
-    if launch.distributed:
-        dist.barrier()
-
-
 def is_main_process() -> bool:
     """False in every process of a multi-process launch but the first (for printing once)."""
     return launch_from_env().is_main
