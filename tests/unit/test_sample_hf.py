@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emlab.records import GenerationRequest, Question, SamplingParams
-from emlab.sample import Sampler, make_sampler
+from emlab.sample import Sampler, make_sampler, native
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, choose_tokens, row_windows
 from emlab.sample.hf import HFSampler, request_seed
 
@@ -55,13 +55,15 @@ def _requests(params: SamplingParams, n: int = 2) -> list[GenerationRequest]:
     ]
 
 
-@pytest.mark.parametrize("headroom", [0.5, 0.0])
+@pytest.mark.parametrize(("headroom", "kernel"), [(0.5, "1"), (0.0, "1"), (0.5, "0")])
 def test_engine_matches_reference_with_refills_and_stops(
-    sampler: HFSampler, headroom: float
+    sampler: HFSampler, headroom: float, kernel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows of different prompt lengths finish at different times and are refilled; every job
     must still decode exactly as it would alone. A frequent token is declared a stop token so
-    that some rows end early; headroom 0 forces the KV buffer to compact and shift often."""
+    that some rows end early; headroom 0 forces the KV buffer to compact and shift often.
+    Decode attention runs in the C kernel (EMLAB_NATIVE=1) or on the torch path (0)."""
+    monkeypatch.setenv("EMLAB_NATIVE", kernel)
     model = sampler.lm.model
     probe = sampler.job([{"role": "user", "content": PROMPTS[0]}], max_new_tokens=1)
     first = int(model(input_ids=torch.tensor([list(probe.prompt)])).logits[0, -1].argmax())
@@ -77,6 +79,7 @@ def test_engine_matches_reference_with_refills_and_stops(
         for i, p in enumerate(PROMPTS * 3)
     ]
     engine = ContinuousBatcher(model, sorted(stop), pad_id=0, batch_size=3, headroom=headroom)
+    assert engine.native == (kernel == "1" and native.library() is not None)
     results = dict(engine.run(jobs))
     assert sorted(results) == list(range(len(jobs)))
     reasons = set()

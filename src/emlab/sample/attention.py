@@ -10,9 +10,12 @@ each cached key and value is read once and nothing is copied; on this CPU the at
 measures the sampler as a whole). Softmax is taken in fp32 for bf16 models.
 
 Rows of a continuous batch have different ages, so a shared window is as long as the oldest
-row's span. The engine may pass ``emlab_windows``: groups of rows of similar age, each with the
-first column its rows need; each group then reads only its own window (the full mask still
-applies, so the result does not depend on the grouping).
+row's span. On CPU the engine passes ``emlab_starts``, each row's first column (its span runs to
+the window's end), and the C kernel in ``native`` reads each row's own span once (~6x faster than
+the torch path at a 128-row step). Elsewhere, or where the kernel cannot be built, the engine may
+pass ``emlab_windows``: groups of rows of similar age, each with the first column its rows need;
+each group then reads only its own window (the full mask still applies, so the result does not
+depend on the grouping).
 
 Any call with more than one query (prompt prefill) goes to transformers' SDPA unchanged.
 """
@@ -25,9 +28,14 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from emlab.sample import native
+
 NAME = "emlab"
 WINDOWS_KW = "emlab_windows"
 """Forward keyword: a list of (row indices, first needed column of the window) per row group."""
+STARTS_KW = "emlab_starts"
+"""Forward keyword: each row's first column; the row attends to every column from there on (the
+caller guarantees the mask says the same)."""
 
 
 def decode_attention(
@@ -49,6 +57,11 @@ def decode_attention(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     scale = dim**-0.5 if scaling is None else scaling
+    starts = kwargs.get(STARTS_KW)
+    if starts is not None:
+        out = native.attend(query.squeeze(2), key, value, starts, scale)
+        if out is not None:
+            return out.unsqueeze(1), None
     # [B, KV, rep, D]: the query heads of one key/value head become rows of one product.
     q = query.reshape(rows, kv_heads, heads // kv_heads, dim)
     windows = kwargs.get(WINDOWS_KW)

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from emlab.sample import native
 from emlab.sample.attention import NAME as DECODE_ATTENTION
-from emlab.sample.attention import WINDOWS_KW
+from emlab.sample.attention import STARTS_KW, WINDOWS_KW
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,8 @@ class ContinuousBatcher:
         self.dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         self.cache_kw = _cache_kwarg(model)
         _use_decode_attention(model)
+        # Decode steps give the C kernel each row's span; without it, rows attend in groups.
+        self.native = native.available(self.device, self.dtype)
 
     def forward(
         self,
@@ -280,10 +283,11 @@ class ContinuousBatcher:
         ids: torch.Tensor,
         mask: torch.Tensor,
         pos: torch.Tensor,
-        windows: list[tuple[torch.Tensor, int]] | None = None,
+        attend: dict[str, Any] | None = None,
     ) -> torch.Tensor:
         """Last-position logits (fp32) for ``ids`` given a boolean 4-D mask and positions
-        (``windows``: see ``attention.WINDOWS_KW``; other attention implementations ignore it)."""
+        (``attend``: ``attention.STARTS_KW`` or ``WINDOWS_KW``, which other attention
+        implementations ignore)."""
         additive = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
         additive.masked_fill_(~mask, torch.finfo(self.dtype).min)
         out = self.model(
@@ -293,7 +297,7 @@ class ContinuousBatcher:
             use_cache=True,
             logits_to_keep=1,
             **{self.cache_kw: cache},
-            **({WINDOWS_KW: windows} if windows else {}),
+            **(attend or {}),
         )
         return out.logits[:, -1, :].float()
 
@@ -483,13 +487,17 @@ class _Run:
         self.mask[:, c] = True  # idle rows attend to themselves only, keeping attention finite
         # Where a row's span starts in the window; idle rows need only the newest column.
         firsts = [self.start[s] - lo if self.job_of[s] >= 0 else c - lo for s in range(self.rows)]
+        attend: dict[str, Any] = {}
+        if self.owner.native:
+            attend[STARTS_KW] = torch.tensor(firsts)
+        else:
+            windows = row_windows(firsts, c - lo + 1, self.owner.window_groups, self.dev)
+            if windows:
+                attend[WINDOWS_KW] = windows
         logits = self.owner.forward(
-            self.cache,
-            self.last[:, None],
-            self.mask[:, None, None, lo : c + 1],
-            self.pos[:, None],
-            row_windows(firsts, c - lo + 1, self.owner.window_groups, self.dev),
-        )
+            self.cache, self.last[:, None], self.mask[:, None, None, lo : c + 1], self.pos[:, None],
+            attend,
+        )  # fmt: skip
         self.store.cur += 1
         self.pos += 1
         # Idle rows keep counting past their uniforms; clamping keeps the gather in range.

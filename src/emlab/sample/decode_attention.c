@@ -1,0 +1,157 @@
+/* Decode-step attention on CPU for grouped-query models: one query per head and row, against
+ * each row's own span of cached keys and values.
+ *
+ * Why a kernel: a decode step's attention is a few FLOPs per byte of cache, so its floor is one
+ * read of every live key and value. Through torch it is hundreds of tiny matrix products per
+ * layer (one per row and key/value head, [T, D] x [D, heads per group]), a copy of the strided
+ * cache window, and a softmax over a strided axis: ~7x the time of reading the cache at a
+ * 128-row step. Here each (row, key/value head) reads its keys once, keeps the scores of its
+ * query heads in fp32, and reads its values once.
+ *
+ * Built by emlab.sample.native with the system C compiler and called through ctypes; no Python
+ * headers are needed. OpenMP resolves to the libgomp torch has already loaded, so the kernel
+ * shares torch's threads instead of competing with them. Each (row, key/value head) is computed
+ * on its own in a fixed order, so results do not depend on the number of threads.
+ *
+ * Layouts (strides in elements; the head dimension is contiguous):
+ *   q   [B, H, D]        out [B, H, D]
+ *   k,v [B, KV, T, D]    row b attends to columns [starts[b], T)
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_D 256
+#define MAX_REP 16
+
+static inline __attribute__((always_inline)) void load_row(const void *base, int64_t off,
+                                                           const int bf16, float *dst,
+                                                           const int64_t dim) {
+    if (bf16) {
+        const uint16_t *h = (const uint16_t *)base + off;
+        for (int64_t d = 0; d < dim; d++) {
+            uint32_t u = (uint32_t)h[d] << 16;
+            memcpy(dst + d, &u, sizeof u);
+        }
+    } else {
+        memcpy(dst, (const float *)base + off, sizeof(float) * (size_t)dim);
+    }
+}
+
+static inline __attribute__((always_inline)) void store_row(void *base, int64_t off,
+                                                            const int bf16, const float *src,
+                                                            const int64_t dim) {
+    if (!bf16) {
+        memcpy((float *)base + off, src, sizeof(float) * (size_t)dim);
+        return;
+    }
+    uint16_t *h = (uint16_t *)base + off;
+    for (int64_t d = 0; d < dim; d++) {
+        uint32_t u;
+        memcpy(&u, src + d, sizeof u);
+        /* Round to nearest even, as torch does; a NaN stays a NaN. */
+        uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        h[d] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+    }
+}
+
+/* e^x for x <= 0 (scores minus their maximum): Cody-Waite reduction and Cephes' polynomial,
+ * ~1 ulp. Written branch-free so the compiler vectorises the loop that calls it (a scalar expf
+ * per score cost more than the rest of the kernel). */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x; /* e^-87 is still a normal float; next to the max's 1 it is 0 */
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* One (row, key/value head): its query heads against columns [s0, s0 + n). Inlined with dim
+ * and bf16 as constants, so the loops over the head dimension unroll and vectorise. */
+static inline __attribute__((always_inline)) void attend_pair(
+    const void *q, int64_t q_sh, const void *k, int64_t k_st, const void *v, int64_t v_st,
+    void *out, int64_t o_sh, int64_t n, int64_t rep, float scale, float *scores, const int bf16,
+    const int64_t dim) {
+    float qf[MAX_REP * MAX_D], acc[MAX_REP * MAX_D], xf[MAX_D], inv[MAX_REP];
+    for (int64_t r = 0; r < rep; r++) {
+        load_row(q, r * q_sh, bf16, xf, dim);
+        for (int64_t d = 0; d < dim; d++) qf[r * dim + d] = xf[d] * scale;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        load_row(k, t * k_st, bf16, xf, dim);
+        for (int64_t r = 0; r < rep; r++) {
+            float s = 0.0f;
+            for (int64_t d = 0; d < dim; d++) s += qf[r * dim + d] * xf[d];
+            scores[r * n + t] = s;
+        }
+    }
+    for (int64_t r = 0; r < rep; r++) {
+        float *sr = scores + r * n, mx = sr[0], sum = 0.0f;
+        for (int64_t t = 1; t < n; t++) mx = sr[t] > mx ? sr[t] : mx;
+        for (int64_t t = 0; t < n; t++) sr[t] = exp_nonpositive(sr[t] - mx);
+        for (int64_t t = 0; t < n; t++) sum += sr[t];
+        inv[r] = 1.0f / sum;
+    }
+    for (int64_t i = 0; i < rep * dim; i++) acc[i] = 0.0f;
+    for (int64_t t = 0; t < n; t++) {
+        load_row(v, t * v_st, bf16, xf, dim);
+        for (int64_t r = 0; r < rep; r++) {
+            float p = scores[r * n + t];
+            for (int64_t d = 0; d < dim; d++) acc[r * dim + d] += p * xf[d];
+        }
+    }
+    for (int64_t r = 0; r < rep; r++) {
+        for (int64_t d = 0; d < dim; d++) xf[d] = acc[r * dim + d] * inv[r];
+        store_row(out, r * o_sh, bf16, xf, dim);
+    }
+}
+
+/* Rows [0, rows) over `threads` OpenMP threads. Returns 0, or 1 for shapes outside the kernel's
+ * limits, 2 when out of memory. */
+int emlab_decode_attention(int bf16, const void *q, int64_t q_sb, int64_t q_sh, const void *k,
+                           int64_t k_sb, int64_t k_sg, int64_t k_st, const void *v, int64_t v_sb,
+                           int64_t v_sg, int64_t v_st, const int64_t *starts, void *out,
+                           int64_t o_sb, int64_t o_sh, int64_t rows, int64_t heads,
+                           int64_t kv_heads, int64_t cols, int64_t dim, float scale, int threads) {
+    int64_t rep = heads / kv_heads;
+    if (dim > MAX_D || rep > MAX_REP || rep * kv_heads != heads || cols < 1) return 1;
+    int failed = 0;
+    const int64_t es = bf16 ? 2 : 4; /* element size: the offsets below are in bytes */
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        float *scores = malloc(sizeof(float) * (size_t)(rep * cols));
+        failed = scores == NULL;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < rows * kv_heads; i++) {
+            if (!scores) continue;
+            int64_t b = i / kv_heads, g = i % kv_heads, s0 = starts[b];
+            s0 = s0 < 0 ? 0 : (s0 > cols - 1 ? cols - 1 : s0);
+            const char *qp = (const char *)q + es * (b * q_sb + g * rep * q_sh);
+            const char *kp = (const char *)k + es * (b * k_sb + g * k_sg + s0 * k_st);
+            const char *vp = (const char *)v + es * (b * v_sb + g * v_sg + s0 * v_st);
+            char *op = (char *)out + es * (b * o_sb + g * rep * o_sh);
+#define PAIR(BF16, DIM)                                                                        \
+    attend_pair(qp, q_sh, kp, k_st, vp, v_st, op, o_sh, cols - s0, rep, scale, scores, BF16, DIM)
+            /* The common head sizes get their own unrolled copies; any other size runs the same
+             * code with a run-time length. */
+            if (bf16 && dim == 64) PAIR(1, 64);
+            else if (bf16 && dim == 128) PAIR(1, 128);
+            else if (bf16) PAIR(1, dim);
+            else if (dim == 64) PAIR(0, 64);
+            else if (dim == 128) PAIR(0, 128);
+            else PAIR(0, dim);
+#undef PAIR
+        }
+        free(scores);
+    }
+    return failed ? 2 : 0;
+}
