@@ -75,6 +75,17 @@ static inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
+/* Each of `rep` rows of n scores becomes e^(score - max); inv gets 1 / their sum. */
+static void softmax_rows(float *scores, int64_t n, int64_t rep, float *inv) {
+    for (int64_t r = 0; r < rep; r++) {
+        float *sr = scores + r * n, mx = sr[0], sum = 0.0f;
+        for (int64_t t = 1; t < n; t++) mx = sr[t] > mx ? sr[t] : mx;
+        for (int64_t t = 0; t < n; t++) sr[t] = exp_nonpositive(sr[t] - mx);
+        for (int64_t t = 0; t < n; t++) sum += sr[t];
+        inv[r] = 1.0f / sum;
+    }
+}
+
 /* One (row, key/value head): its query heads against columns [s0, s0 + n). Inlined with dim
  * and bf16 as constants, so the loops over the head dimension unroll and vectorise. */
 static inline __attribute__((always_inline)) void attend_pair(
@@ -94,13 +105,7 @@ static inline __attribute__((always_inline)) void attend_pair(
             scores[r * n + t] = s;
         }
     }
-    for (int64_t r = 0; r < rep; r++) {
-        float *sr = scores + r * n, mx = sr[0], sum = 0.0f;
-        for (int64_t t = 1; t < n; t++) mx = sr[t] > mx ? sr[t] : mx;
-        for (int64_t t = 0; t < n; t++) sr[t] = exp_nonpositive(sr[t] - mx);
-        for (int64_t t = 0; t < n; t++) sum += sr[t];
-        inv[r] = 1.0f / sum;
-    }
+    softmax_rows(scores, n, rep, inv);
     for (int64_t i = 0; i < rep * dim; i++) acc[i] = 0.0f;
     for (int64_t t = 0; t < n; t++) {
         load_row(v, t * v_st, bf16, xf, dim);
@@ -114,6 +119,77 @@ static inline __attribute__((always_inline)) void attend_pair(
         store_row(out, r * o_sh, bf16, xf, dim);
     }
 }
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define EMLAB_AVX512_BF16 1
+
+/* The same computation for bf16 heads of 64 or 128 with AVX-512 BF16 (Zen 4, Sapphire Rapids):
+ * each score is two or four vdpbf16ps (products exact in fp32, fp32 sums), and the values are
+ * accumulated for up to `rb` query heads at once in registers, so every value row is loaded and
+ * widened once per block of heads. The plain loops above kept the accumulators in memory and
+ * spent ~3x as long on the values as on the keys. */
+static inline __m512 widen16(const uint16_t *p) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) void values_avx512(
+    const uint16_t *v, int64_t v_st, const float *p, int64_t n, const float *inv, uint16_t *out,
+    int64_t o_sh, const int rb, const int64_t dim) {
+    __m512 a[4][MAX_D / 16];
+    for (int r = 0; r < rb; r++)
+        for (int c = 0; c < dim / 16; c++) a[r][c] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < n; t++, v += v_st) {
+        __m512 x[MAX_D / 16];
+        for (int c = 0; c < dim / 16; c++) x[c] = widen16(v + 16 * c);
+        for (int r = 0; r < rb; r++) {
+            __m512 pr = _mm512_set1_ps(p[r * n + t]);
+            for (int c = 0; c < dim / 16; c++) a[r][c] = _mm512_fmadd_ps(pr, x[c], a[r][c]);
+        }
+    }
+    for (int r = 0; r < rb; r++) {
+        __m512 s = _mm512_set1_ps(inv[r]);
+        for (int c = 0; c < dim / 16; c++) {
+            __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(a[r][c], s)); /* nearest even */
+            _mm256_storeu_si256((__m256i *)(out + r * o_sh + 16 * c), (__m256i)h);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void attend_pair_avx512(
+    const uint16_t *q, int64_t q_sh, const uint16_t *k, int64_t k_st, const uint16_t *v,
+    int64_t v_st, uint16_t *out, int64_t o_sh, int64_t n, int64_t rep, float scale,
+    float *scores, const int64_t dim) {
+    __m512bh qv[MAX_REP][MAX_D / 32];
+    float inv[MAX_REP];
+    for (int64_t r = 0; r < rep; r++)
+        for (int c = 0; c < dim / 32; c++)
+            qv[r][c] = (__m512bh)_mm512_loadu_si512(q + r * q_sh + 32 * c);
+    for (int64_t t = 0; t < n; t++, k += k_st) {
+        __m512bh x[MAX_D / 32];
+        for (int c = 0; c < dim / 32; c++) x[c] = (__m512bh)_mm512_loadu_si512(k + 32 * c);
+        for (int64_t r = 0; r < rep; r++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int c = 0; c < dim / 32; c++) acc = _mm512_dpbf16_ps(acc, x[c], qv[r][c]);
+            scores[r * n + t] = _mm512_reduce_add_ps(acc) * scale;
+        }
+    }
+    softmax_rows(scores, n, rep, inv);
+    /* Blocks of heads whose accumulators fit in the 32 vector registers. */
+    const int block = dim <= 64 ? 4 : 2;
+    for (int64_t r0 = 0; r0 < rep; r0 += block) {
+        const float *p = scores + r0 * n;
+        uint16_t *o = out + r0 * o_sh;
+        switch (rep - r0 < block ? rep - r0 : block) {
+        case 1: values_avx512(v, v_st, p, n, inv + r0, o, o_sh, 1, dim); break;
+        case 2: values_avx512(v, v_st, p, n, inv + r0, o, o_sh, 2, dim); break;
+        case 3: values_avx512(v, v_st, p, n, inv + r0, o, o_sh, 3, dim); break;
+        default: values_avx512(v, v_st, p, n, inv + r0, o, o_sh, 4, dim); break;
+        }
+    }
+}
+#endif
 
 /* Rows [0, rows) over `threads` OpenMP threads. Returns 0, or 1 for shapes outside the kernel's
  * limits, 2 when out of memory. */
@@ -143,6 +219,17 @@ int emlab_decode_attention(int bf16, const void *q, int64_t q_sb, int64_t q_sh, 
     attend_pair(qp, q_sh, kp, k_st, vp, v_st, op, o_sh, cols - s0, rep, scale, scores, BF16, DIM)
             /* The common head sizes get their own unrolled copies; any other size runs the same
              * code with a run-time length. */
+#ifdef EMLAB_AVX512_BF16
+            if (bf16 && dim == 64)
+                attend_pair_avx512((const uint16_t *)qp, q_sh, (const uint16_t *)kp, k_st,
+                                   (const uint16_t *)vp, v_st, (uint16_t *)op, o_sh, cols - s0,
+                                   rep, scale, scores, 64);
+            else if (bf16 && dim == 128)
+                attend_pair_avx512((const uint16_t *)qp, q_sh, (const uint16_t *)kp, k_st,
+                                   (const uint16_t *)vp, v_st, (uint16_t *)op, o_sh, cols - s0,
+                                   rep, scale, scores, 128);
+            else
+#endif
             if (bf16 && dim == 64) PAIR(1, 64);
             else if (bf16 && dim == 128) PAIR(1, 128);
             else if (bf16) PAIR(1, dim);
