@@ -152,9 +152,14 @@ def test_make_sampler_hf(tiny_model: str) -> None:
     s.close()
 
 
-def test_choose_tokens_draws_from_the_distribution() -> None:
+@pytest.mark.parametrize("kernel", ["1", "0"])
+def test_choose_tokens_draws_from_the_distribution(
+    kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Inverse-CDF sampling: frequencies match the (tempered, nucleus-cut) probabilities and
-    zero-mass tokens are never drawn, across the block boundaries of the two-level search."""
+    zero-mass tokens are never drawn, across the block boundaries of the two-level search; in the
+    C kernel (EMLAB_NATIVE=1) and on the torch path (0)."""
+    monkeypatch.setenv("EMLAB_NATIVE", kernel)
     n, vocab = 20000, 1200
     logits = torch.full((vocab,), -1e4)
     logits[[3, 600, 1199]] = torch.log(torch.tensor([0.2, 0.5, 0.3]))

@@ -136,9 +136,6 @@ class _StoreLayer(CacheLayerMixin):
 
 
 _BLOCK = 512
-_U_MAX = 1.0 - 2.0**-20
-"""Uniforms are capped just below 1 so that u × total stays below the total after fp32 rounding;
-then the searched position always has mass (the CDF rises there), with no extra pass to check."""
 
 
 def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -153,7 +150,7 @@ def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         probs = torch.nn.functional.pad(probs, (0, nb * _BLOCK - vocab))
     blocks = probs.view(rows, nb, _BLOCK)
     bcdf = blocks.sum(-1).cumsum(-1)
-    x = u.to(bcdf.dtype).clamp(max=_U_MAX) * bcdf[:, -1]
+    x = u.to(bcdf.dtype).clamp(max=native.U_MAX) * bcdf[:, -1]
     b = torch.searchsorted(bcdf, x[:, None], right=True).squeeze(-1).clamp(max=nb - 1)
     before = torch.where(b > 0, bcdf.gather(1, (b - 1).clamp(min=0)[:, None]).squeeze(-1), 0.0)
     inner = blocks[torch.arange(rows, device=probs.device), b]
@@ -168,24 +165,29 @@ def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def choose_tokens(
     logits: torch.Tensor, temps: torch.Tensor, top_ps: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Pick one token per row: greedy where temperature is 0, else inverse-CDF with uniform u.
+    """Pick one token per row: greedy where temperature is 0, else inverse-CDF with uniform u
+    (logits in any float dtype; the torch path computes in fp32).
 
     Inverse-CDF needs a single uniform per row and step, which is what makes the draw a pure
-    function of (job seed, token index) rather than of the batch's random stream.
+    function of (job seed, token index) rather than of the batch's random stream. Every path is
+    chosen per row, so a row's token never depends on its neighbours' settings.
     """
     hot = temps > 0
     if not bool(hot.any()):
         return logits.argmax(-1)
-    # Temperature 1 (the paper's setting) needs no rescaling pass over the vocabulary.
-    scaled = logits if bool((temps == 1).all()) else logits / temps.clamp(min=1e-6)[:, None]
-    probs = torch.softmax(scaled, dim=-1)
-    sampled = _inverse_cdf(probs, u)
+    temps = torch.where(hot, temps, torch.ones_like(temps))
+    sampled = native.sample(logits, temps, u)
+    if sampled is None:
+        # Temperature 1 (the paper's setting) needs no rescaling pass over the vocabulary.
+        scaled = logits.float() if bool((temps == 1).all()) else logits.float() / temps[:, None]
+        sampled = _inverse_cdf(torch.softmax(scaled, dim=-1), u)
     nucleus = (top_ps < 1) & hot
     if bool(nucleus.any()):
-        # Only nucleus rows take the sorted path: the token a uniform maps to depends on the
-        # order of the CDF, and a row's answer must not depend on its neighbours' settings.
+        # The token a uniform maps to depends on the order of the CDF: nucleus rows draw from
+        # the sorted distribution.
         rows = nucleus.nonzero().squeeze(-1)
-        sp, order = probs[rows].sort(-1, descending=True)
+        probs = torch.softmax(logits[rows].float() / temps[rows, None], dim=-1)
+        sp, order = probs.sort(-1, descending=True)
         # Keep the smallest prefix whose mass reaches top_p; the top token always stays.
         sp = sp.masked_fill((sp.cumsum(-1) - sp) >= top_ps[rows, None], 0.0)
         idx = _inverse_cdf(sp, u[rows])
@@ -285,8 +287,8 @@ class ContinuousBatcher:
         pos: torch.Tensor,
         attend: dict[str, Any] | None = None,
     ) -> torch.Tensor:
-        """Last-position logits (fp32) for ``ids`` given a boolean 4-D mask and positions
-        (``attend``: ``attention.STARTS_KW`` or ``WINDOWS_KW``, which other attention
+        """Last-position logits (in the model's dtype) for ``ids`` given a boolean 4-D mask and
+        positions (``attend``: ``attention.STARTS_KW`` or ``WINDOWS_KW``, which other attention
         implementations ignore)."""
         additive = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
         additive.masked_fill_(~mask, torch.finfo(self.dtype).min)
@@ -299,7 +301,7 @@ class ContinuousBatcher:
             **{self.cache_kw: cache},
             **(attend or {}),
         )
-        return out.logits[:, -1, :].float()
+        return out.logits[:, -1, :]
 
     @torch.inference_mode()
     def run(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
@@ -372,7 +374,7 @@ class _Run:
         job = self.jobs[self.job_of[slot]]
         lps = self.lps[slot]
         if lps is not None:
-            lp = torch.log_softmax(logits_row, -1)
+            lp = torch.log_softmax(logits_row.float(), -1)
             k = job.top_logprobs or 0
             pairs: list[tuple[int, float]] = []
             if k > 0:

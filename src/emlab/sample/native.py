@@ -1,13 +1,17 @@
-"""The C decode-attention kernel (``decode_attention.c``): built on first use, called via ctypes.
+"""C kernels for the CPU decode step (``native.c``): built on first use, called via ctypes.
 
-Why ctypes and not a torch extension: the kernel needs only a C compiler (no Python headers, no
-ninja) and builds in a few seconds. Its OpenMP loop runs on torch's own threads: ``-fopenmp``
+``attend``: a decode step's attention, each row over its own span of the cache. ``sample``: one
+inverse-CDF draw per row straight from the model's logits.
+
+Why ctypes and not a torch extension: the kernels need only a C compiler (no Python headers, no
+ninja) and builds in a few seconds. Their OpenMP loops run on torch's own threads: ``-fopenmp``
 links ``libgomp.so.1``, which resolves to the copy torch has already loaded. The library is
 cached per source, flags and CPU under the emlab cache (``kernels/``), written atomically so that
 parallel processes may build it at once.
 
 Where there is no compiler, the build fails, the tensors are not on the CPU, or ``EMLAB_NATIVE=0``
-is set, ``attend`` returns None and the caller uses the torch path (same results up to rounding).
+is set, both return None and the caller uses the torch path (attention: the same results up to
+rounding; sampling: the same distribution, though a draw at a rounding edge may differ).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from emlab.models.loading import cache_root
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("decode_attention.c")
+SOURCE = Path(__file__).with_name("native.c")
 # Reassociation lets the compiler vectorise the dot products; unlike -ffast-math these flags keep
 # infinities and NaNs and link no start-up code that would change the process's float modes.
 FLAGS = [
@@ -46,6 +50,9 @@ FLAGS = [
 ]
 _DTYPES = (torch.bfloat16, torch.float32)
 _lock = threading.Lock()
+U_MAX = 1.0 - 2.0**-20
+"""Uniforms are capped just below 1 so that u x total stays below the total after rounding: the
+searched position then always has mass, with no extra pass to check."""
 
 
 def enabled() -> bool:
@@ -67,7 +74,7 @@ def library() -> ctypes.CDLL | None:
     compiler = shutil.which(named) if named else shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         log.warning(
-            "no C compiler found (%s): decode attention runs on the slower torch path",
+            "no C compiler found (%s): decoding runs on the slower torch path",
             f"CC={named}" if named else "cc, gcc",
         )
         return None
@@ -75,7 +82,7 @@ def library() -> ctypes.CDLL | None:
     key = hashlib.sha256(
         b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
-    target = cache_root() / "kernels" / f"decode_attention-{key}.so"
+    target = cache_root() / "kernels" / f"native-{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -91,7 +98,7 @@ def library() -> ctypes.CDLL | None:
         if error:
             os.unlink(tmp)
             log.warning(
-                "building %s with %s failed; decode attention runs on the slower torch path:\n%s",
+                "building %s with %s failed; decoding runs on the slower torch path:\n%s",
                 SOURCE.name,
                 compiler,
                 error,
@@ -104,6 +111,9 @@ def library() -> ctypes.CDLL | None:
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr]
     fn.argtypes += [i64, i64, i64, i64, i64, i64, i64, ctypes.c_float, ctypes.c_int]
+    fn = lib.emlab_sample_rows
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ptr, i64, i64, i64, ptr, ptr, ptr, ctypes.c_int]
     return lib
 
 
@@ -143,3 +153,20 @@ def attend(
     if code:
         return None  # shapes outside the kernel's limits (head_dim > 256, > 16 heads per group)
     return out
+
+
+def sample(logits: torch.Tensor, temps: torch.Tensor, u: torch.Tensor) -> torch.Tensor | None:
+    """One token per row of ``logits`` ``[B, V]`` from softmax(logits / temps) by inverse CDF with
+    the row's uniform ``u`` (temperatures > 0); None where the kernel cannot run."""
+    if logits.stride(-1) != 1 or not available(logits.device, logits.dtype):
+        return None
+    fn = library().emlab_sample_rows  # type: ignore[union-attr]
+    rows, vocab = logits.shape
+    inv = (1.0 / temps.float()).contiguous()
+    uu = u.to(torch.float64).clamp(max=U_MAX).contiguous()
+    out = torch.empty(rows, dtype=torch.int64)
+    code = fn(
+        int(logits.dtype == torch.bfloat16), logits.data_ptr(), logits.stride(0), rows, vocab,
+        inv.data_ptr(), uu.data_ptr(), out.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return None if code else out

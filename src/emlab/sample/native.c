@@ -1,5 +1,12 @@
-/* Decode-step attention on CPU for grouped-query models: one query per head and row, against
- * each row's own span of cached keys and values.
+/* C kernels for a CPU decode step: attention over each row's span of the cache, and sampling.
+ *
+ * Built by emlab.sample.native with the system C compiler and called through ctypes; no Python
+ * headers are needed. OpenMP resolves to the libgomp torch has already loaded, so the kernels
+ * share torch's threads instead of competing with them. Work is split by row (and key/value
+ * head), each computed on its own in a fixed order, so results do not depend on the number of
+ * threads or on the other rows.
+ *
+ * ---- Attention: one query per head and row, grouped-query heads --------------------------------
  *
  * Why a kernel: a decode step's attention is a few FLOPs per byte of cache, so its floor is one
  * read of every live key and value. Through torch it is hundreds of tiny matrix products per
@@ -7,11 +14,6 @@
  * cache window, and a softmax over a strided axis: ~7x the time of reading the cache at a
  * 128-row step. Here each (row, key/value head) reads its keys once, keeps the scores of its
  * query heads in fp32, and reads its values once.
- *
- * Built by emlab.sample.native with the system C compiler and called through ctypes; no Python
- * headers are needed. OpenMP resolves to the libgomp torch has already loaded, so the kernel
- * shares torch's threads instead of competing with them. Each (row, key/value head) is computed
- * on its own in a fixed order, so results do not depend on the number of threads.
  *
  * Layouts (strides in elements; the head dimension is contiguous):
  *   q   [B, H, D]        out [B, H, D]
@@ -239,6 +241,92 @@ int emlab_decode_attention(int bf16, const void *q, int64_t q_sb, int64_t q_sh, 
 #undef PAIR
         }
         free(scores);
+    }
+    return failed ? 2 : 0;
+}
+
+/* ---- Sampling: one inverse-CDF draw per row from softmax(logits / temperature) ---------------
+ *
+ * Why: at 128 rows x 49k tokens, converting the logits to fp32, a softmax and torch's two-level
+ * search took ~7% of a decode step. Here each row is read three times in place (max, exp and
+ * block sums, then one block), in bf16 or fp32. Masses are e^(x/T - max) in fp32, cumulated in
+ * double; the token drawn is the first whose cumulative mass exceeds u x total, and never one
+ * of zero mass (u < 1, and -inf logits have mass 0). Rows are independent, so a row's token does
+ * not depend on the others or on the number of threads. */
+
+#define SAMPLE_BLOCK 512
+
+static inline __attribute__((always_inline)) float logit_at(const void *row, int64_t i,
+                                                            const int bf16) {
+    if (bf16) {
+        uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    return ((const float *)row)[i];
+}
+
+static inline __attribute__((always_inline)) int64_t draw_row(const void *row, int64_t vocab,
+                                                              float inv_t, double u, float *mass,
+                                                              const int bf16) {
+    float mx = -__builtin_inff();
+    for (int64_t i = 0; i < vocab; i++) {
+        float x = logit_at(row, i, bf16) * inv_t;
+        mx = x > mx ? x : mx;
+    }
+    if (!(mx > -__builtin_inff())) return 0; /* every logit -inf: no distribution to draw from */
+    int64_t nb = (vocab + SAMPLE_BLOCK - 1) / SAMPLE_BLOCK;
+    double total = 0.0;
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * SAMPLE_BLOCK, hi = lo + SAMPLE_BLOCK < vocab ? lo + SAMPLE_BLOCK : vocab;
+        float s = 0.0f;
+        for (int64_t i = lo; i < hi; i++) {
+            float x = logit_at(row, i, bf16) * inv_t - mx;
+            float e = x < -87.0f ? 0.0f : exp_nonpositive(x); /* below: less than 2^-125 */
+            mass[i] = e;
+            s += e;
+        }
+        mass[vocab + b] = s;
+        total += s;
+    }
+    double target = u * total, before = 0.0;
+    int64_t b = 0;
+    while (b < nb - 1 && before + mass[vocab + b] <= target) before += mass[vocab + b++];
+    int64_t lo = b * SAMPLE_BLOCK, hi = lo + SAMPLE_BLOCK < vocab ? lo + SAMPLE_BLOCK : vocab;
+    int64_t last = -1; /* the block's last token with mass: where rounding would run past it */
+    double run = before;
+    for (int64_t i = lo; i < hi; i++) {
+        if (mass[i] <= 0.0f) continue;
+        last = i;
+        run += mass[i];
+        if (run > target) return i;
+    }
+    if (last >= 0) return last;
+    for (int64_t i = lo - 1; i >= 0; i--) /* an all-zero block (rounding at its edge) */
+        if (mass[i] > 0.0f) return i;
+    return 0;
+}
+
+/* rows x vocab logits (row stride in elements); inv_temp and u per row; tokens out. Returns 0,
+ * or 2 when out of memory. */
+int emlab_sample_rows(int bf16, const void *logits, int64_t row_stride, int64_t rows,
+                      int64_t vocab, const float *inv_temp, const double *u, int64_t *out,
+                      int threads) {
+    int failed = 0;
+    const int64_t es = bf16 ? 2 : 4;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        float *mass = malloc(sizeof(float) * (size_t)(vocab + vocab / SAMPLE_BLOCK + 1));
+        failed = mass == NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!mass) continue;
+            const void *row = (const char *)logits + es * r * row_stride;
+            out[r] = bf16 ? draw_row(row, vocab, inv_temp[r], u[r], mass, 1)
+                          : draw_row(row, vocab, inv_temp[r], u[r], mass, 0);
+        }
+        free(mass);
     }
     return failed ? 2 : 0;
 }
