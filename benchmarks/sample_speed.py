@@ -3,7 +3,8 @@
 Workload (the shape of an EM study): the 8 core questions × N samples at temperature 1, up to
 256 new tokens, on the embedded smollm2-135m. ``generate`` gets its best batch size among a few
 (each measured on one full batch, answers counted up to their end-of-turn token); emlab runs the
-whole workload with continuous batching. Also printed: the share of the bf16 matmul roofline,
+whole workload with continuous batching, in one process per core by default (``--processes``;
+see ``emlab/sample/workers.py``). Also printed: the share of the bf16 matmul roofline,
 measured in the same run, that each reaches (2 × parameters FLOPs per new token).
 
     python benchmarks/sample_speed.py            # full: 8 × 64 samples, 256 tokens
@@ -20,6 +21,7 @@ import torch
 from emlab.models import load_model
 from emlab.questions import load_questions
 from emlab.records import GenerationRequest, SamplingParams
+from emlab.sample import auto_processes
 from emlab.sample.hf import HFSampler, encode_chat
 
 
@@ -46,6 +48,7 @@ def bench_generate(lm, prompts: list[list[int]], batch: int, max_new: int, stops
     pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=lm.device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=lm.device)
+    torch.manual_seed(batch)  # the answers' lengths, and so the count of useful tokens, vary
     t0 = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(
@@ -78,18 +81,22 @@ def main() -> None:
         "--generate-batches", default=None, help="comma-separated batch sizes for generate"
     )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--processes", type=int, default=0, help="emlab decoding processes (0: auto, per core)"
+    )
     args = ap.parse_args()
     samples = args.samples or (8 if args.quick else 64)
     max_new = args.max_new_tokens or (64 if args.quick else 256)
     gen_batches = [
         int(b)
-        for b in (args.generate_batches or ("16,64" if args.quick else "32,64,128")).split(",")
+        for b in (args.generate_batches or ("16,64" if args.quick else "64,128,256")).split(",")
     ]
     if args.threads:
         torch.set_num_threads(args.threads)
 
     lm = load_model(args.model)
-    sampler = HFSampler(args.model, batch_size=args.batch, loaded=lm)
+    processes = args.processes or auto_processes()
+    sampler = HFSampler(args.model, batch_size=args.batch, loaded=lm, processes=processes)
     n_params = sum(p.numel() for p in lm.model.parameters())
     questions = [q for q in load_questions("core") if "/" not in q.id]
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new)
@@ -120,7 +127,9 @@ def main() -> None:
     errors = [g.error for g in gens if g.error]
     if errors:
         raise SystemExit(f"emlab sampler failed: {errors[0]}")
-    emlab_tps = line(f"emlab hf (batch {args.batch})", len(gens), sum(g.n_tokens for g in gens), dt)
+    used = processes if len(requests) >= processes * args.batch else 1
+    name = f"emlab hf (batch {args.batch} x {used} proc)"
+    emlab_tps = line(name, len(gens), sum(g.n_tokens for g in gens), dt)
     stops = sampler.stop_ids
     # The sampler switched the model to emlab's decode attention; the baseline is transformers
     # as shipped.
@@ -135,6 +144,7 @@ def main() -> None:
     print(f"matmul roofline (end): {matmul_peak(lm.dtype, lm.device) / 1e9:.0f} GFLOP/s")
     finished = sum(g.finish_reason == "stop" for g in gens)
     print(f"emlab answers ending at end-of-turn: {finished}/{len(gens)}")
+    sampler.close()
 
 
 if __name__ == "__main__":

@@ -123,7 +123,16 @@ class SamplingConfig(_Strict):
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (paper: 1).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
-    batch_size: int = Field(64, ge=1, description="Sequences decoded together (hf backend).")
+    batch_size: int = Field(
+        128, ge=1, description="Sequences decoded together (hf backend; per process on CPU)."
+    )
+    processes: int = Field(
+        0,
+        ge=0,
+        description="hf backend on CPU: decoding processes, each with an equal share of the "
+        "cores (one's Python time overlaps another's compute); 0 = auto: one per core, at most "
+        "4. Used for runs of at least batch_size jobs per process. GPU: always 1.",
+    )
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto",
         description="hf backend compute dtype; auto = bf16 where the hardware has it. fp32 makes "

@@ -10,9 +10,12 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
+
 from emlab.models import LoadedModel, load_model
 from emlab.records import Generation, GenerationRequest, Message
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
+from emlab.sample.workers import WorkerPool, WorkerSpec
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
@@ -65,7 +68,11 @@ class HFSampler:
         device: str | None = None,
         dtype: str = "auto",
         loaded: LoadedModel | None = None,
+        processes: int = 1,
     ) -> None:
+        """``processes`` > 1 (CPU only): large runs decode in that many worker processes, each
+        with an equal share of torch's threads (see ``workers.py``); ``loaded`` must then be the
+        model that ``model_ref`` and ``adapter`` name, since the workers load it again."""
         self.lm = loaded or load_model(model_ref, adapter=adapter, device=device, dtype=dtype)
         self.tokenizer = self.lm.tokenizer
         self.stop_ids = stop_token_ids(self.tokenizer, self.lm.model)
@@ -77,6 +84,11 @@ class HFSampler:
             batch_size=batch_size,
         )
         self.max_positions = int(getattr(self.lm.model.config, "max_position_embeddings", 0) or 0)
+        self.batch_size = batch_size
+        self.processes = processes if str(self.lm.device).startswith("cpu") else 1
+        threads = max(1, torch.get_num_threads() // max(1, self.processes))
+        self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads)
+        self._pool: WorkerPool | None = None
 
     def job(self, messages: Sequence[Message], **kw: Any) -> DecodeJob:
         """A decode job for a chat; raises ValueError when it cannot fit the model's context."""
@@ -121,7 +133,7 @@ class HFSampler:
                 yield req.failed(f"{type(e).__name__}: {e}")
         done: set[int] = set()
         try:
-            for j, res in self.engine.run(jobs):
+            for j, res in self._decode(jobs):
                 done.add(j)
                 yield self._generation(requests[owners[j]], res)
         except Exception as e:
@@ -131,7 +143,20 @@ class HFSampler:
                 if j not in done:
                     yield requests[owner].failed(err)
 
+    def _decode(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
+        # Workers pay a start-up (a process and a model load each) that only runs of at least
+        # a full batch per worker win back.
+        if self.processes < 2 or len(jobs) < self.processes * self.batch_size:
+            return self.engine.run(jobs)
+        if self._pool is None or not self._pool.alive:
+            self._pool = WorkerPool(self._spec, self.processes)
+        return self._pool.run(jobs)
+
     def close(self) -> None:
-        """Drop the model so its memory can be freed before the next stage loads another."""
+        """Drop the model (and stop any workers) so that memory is freed before the next stage
+        loads another."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         self.engine.model = None
         self.lm.model = None
