@@ -6,8 +6,10 @@ fixed set of rows decodes together; when a row finishes, a waiting request is pr
 the slot at once. Keys and values live in preallocated per-layer buffers on one shared time axis
 (columns); each row owns a contiguous span of columns, masked per row, with its own positions.
 Identical prompts (many samples of one question) are prefilled once and copied. Decode steps
-use ``attention.decode_attention`` (grouped-query heads packed, no key/value copies) and attend
-in groups of rows of similar age, each over its own window (``row_windows``).
+use ``attention.decode_attention``: on CPU the C kernel in ``native`` reads each row's own span;
+elsewhere grouped-query heads are packed into one product and rows of similar age attend in
+groups, each over its own window (``row_windows``). Tokens are drawn by ``choose_tokens`` (the C
+kernel where it runs).
 
 LoRA adapters stay unmerged: merging into bf16 weights would round away every update smaller than
 half a bf16 step of its weight, which is most of a fine-tune's change.
