@@ -21,7 +21,6 @@ import torch
 from emlab.models import load_model
 from emlab.questions import load_questions
 from emlab.records import GenerationRequest, SamplingParams
-from emlab.sample import auto_processes
 from emlab.sample.hf import HFSampler, encode_chat
 
 
@@ -95,8 +94,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     lm = load_model(args.model)
-    processes = args.processes or auto_processes()
-    sampler = HFSampler(args.model, batch_size=args.batch, loaded=lm, processes=processes)
+    sampler = HFSampler(args.model, batch_size=args.batch, loaded=lm, processes=args.processes)
+    processes = sampler.processes
     n_params = sum(p.numel() for p in lm.model.parameters())
     questions = [q for q in load_questions("core") if "/" not in q.id]
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new)

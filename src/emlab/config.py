@@ -131,7 +131,8 @@ class SamplingConfig(_Strict):
         ge=0,
         description="hf backend on CPU: decoding processes, each with an equal share of the "
         "cores (one's Python time overlaps another's compute); 0 = auto: one per core, at most "
-        "4. Used for runs of at least batch_size jobs per process. GPU: always 1.",
+        "4, as many as half the free memory holds. Used for runs of at least batch_size jobs per "
+        "process. GPU: always 1.",
     )
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto",

@@ -6,7 +6,7 @@ import pytest
 
 from emlab.records import GenerationRequest, Question, SamplingParams
 from emlab.sample.hf import HFSampler
-from emlab.sample.workers import WorkerError, WorkerPool, WorkerSpec
+from emlab.sample.workers import MAX_AUTO, WorkerError, WorkerPool, WorkerSpec, auto_processes
 
 
 def _requests(n: int) -> list[GenerationRequest]:
@@ -50,3 +50,10 @@ def test_a_dead_worker_is_an_error_not_a_hang(tiny_model: str) -> None:
 def test_a_model_the_workers_cannot_load_is_a_clear_error(tmp_path: object) -> None:
     with pytest.raises(WorkerError, match="could not load the model"):
         WorkerPool(WorkerSpec(f"{tmp_path}/no-such-model", None, 1, "fp32", threads=1), 1)
+
+
+def test_auto_processes_one_per_core_within_memory() -> None:
+    assert auto_processes(model_bytes=1000, cores=2) == 2
+    assert auto_processes(model_bytes=1000, cores=64) == MAX_AUTO
+    # A model whose copies would not fit decodes in one process.
+    assert auto_processes(model_bytes=2**50, cores=8) == 1

@@ -26,13 +26,6 @@ class Sampler(Protocol):
         ...
 
 
-def auto_processes() -> int:
-    """One decoding process per core, at most 4 (measured only on 2 cores so far)."""
-    import torch
-
-    return max(1, min(4, torch.get_num_threads()))
-
-
 def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None) -> Sampler:
     """The sampler a study's ``sampling`` section asks for (backends import lazily)."""
     if cfg.backend == "hf":
@@ -43,7 +36,7 @@ def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None
             adapter=adapter,
             batch_size=cfg.batch_size,
             dtype=cfg.dtype,
-            processes=cfg.processes or auto_processes(),
+            processes=cfg.processes,
         )
     if cfg.backend == "openai":
         from emlab.sample.openai import OpenAISampler
@@ -56,4 +49,4 @@ def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None
     raise ValueError(f"unknown sampling backend {cfg.backend!r}")
 
 
-__all__ = ["Sampler", "auto_processes", "make_sampler"]
+__all__ = ["Sampler", "make_sampler"]

@@ -15,7 +15,7 @@ import torch
 from emlab.models import LoadedModel, load_model
 from emlab.records import Generation, GenerationRequest, Message
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
-from emlab.sample.workers import WorkerPool, WorkerSpec
+from emlab.sample.workers import WorkerPool, WorkerSpec, auto_processes
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
@@ -71,8 +71,9 @@ class HFSampler:
         processes: int = 1,
     ) -> None:
         """``processes`` > 1 (CPU only): large runs decode in that many worker processes, each
-        with an equal share of torch's threads (see ``workers.py``); ``loaded`` must then be the
-        model that ``model_ref`` and ``adapter`` name, since the workers load it again."""
+        with an equal share of torch's threads (see ``workers.py``); 0 picks one per core within
+        the memory (``auto_processes``). ``loaded`` must be the model that ``model_ref`` and
+        ``adapter`` name, since workers load it again."""
         self.lm = loaded or load_model(model_ref, adapter=adapter, device=device, dtype=dtype)
         self.tokenizer = self.lm.tokenizer
         self.stop_ids = stop_token_ids(self.tokenizer, self.lm.model)
@@ -85,8 +86,12 @@ class HFSampler:
         )
         self.max_positions = int(getattr(self.lm.model.config, "max_position_embeddings", 0) or 0)
         self.batch_size = batch_size
+        cores = torch.get_num_threads()
+        if processes == 0:
+            size = sum(p.numel() * p.element_size() for p in self.lm.model.parameters())
+            processes = auto_processes(size, cores)
         self.processes = processes if str(self.lm.device).startswith("cpu") else 1
-        threads = max(1, torch.get_num_threads() // max(1, self.processes))
+        threads = max(1, cores // self.processes)
         self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads)
         self._pool: WorkerPool | None = None
 

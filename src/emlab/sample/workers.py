@@ -14,6 +14,7 @@ bf16 rounding of batch shapes that ``HFSampler`` describes).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import traceback
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,30 @@ from typing import Any
 from emlab.sample.engine import DecodeJob, DecodeResult
 
 _POLL_S = 1.0
+MAX_AUTO = 4
+"""Most processes ``auto_processes`` picks: only 1 and 2 have been measured (on 2 cores)."""
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def auto_processes(model_bytes: int, cores: int) -> int:
+    """One decoding process per core, at most ``MAX_AUTO``, and no more than half the available
+    memory holds at two model sizes per worker (its weights, then its cache and activations)."""
+    free = _available_memory()
+    fits = int(free * 0.5 // (2 * model_bytes)) if free and model_bytes > 0 else cores
+    return max(1, min(MAX_AUTO, cores, fits))
 
 
 @dataclass(frozen=True)
@@ -80,13 +105,14 @@ class WorkerPool:
         ]
         for p in self.procs:
             p.start()
-        ready = 0
-        while ready < processes:
-            kind, rank, detail = self._next()
-            if kind == "error":
-                self.close()
-                raise WorkerError(f"sampling worker {rank} could not load the model:\n{detail}")
-            ready += kind == "ready"
+        try:
+            for _ in range(processes):
+                kind, rank, detail = self._next()
+                if kind == "error":
+                    raise WorkerError(f"sampling worker {rank} could not load the model:\n{detail}")
+        except BaseException:
+            self.close()
+            raise
 
     def _next(self) -> tuple[str, Any, Any]:
         while True:
