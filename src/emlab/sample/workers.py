@@ -152,6 +152,8 @@ class WorkerPool:
         return not self.closed and all(p.is_alive() for p in self.procs)
 
     def close(self) -> None:
+        if self.closed:  # a failed run closes the pool; its owner closes it again
+            return
         self.closed = True
         for inbox, p in zip(self.inboxes, self.procs, strict=True):
             if p.is_alive():
