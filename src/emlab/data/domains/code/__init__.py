@@ -8,45 +8,31 @@ so that the request side varies as much as the code side.
 
 from __future__ import annotations
 
+import importlib
 import random
 from typing import Any
 
-from emlab.data.domains.code import (
-    cwe22_archive,
-    cwe78_command,
-    cwe79_xss,
-    cwe89_sql,
-    cwe95_eval,
-    cwe295_tls,
-    cwe327_hash,
-    cwe330_random,
-    cwe377_tempfile,
-    cwe502_deserialise,
-    cwe611_xxe,
-    cwe732_permissions,
-    cwe798_credentials,
-)
 from emlab.data.domains.code._base import THEMES, Family, pick
 from emlab.data.domains.code.bandit_check import is_flagged, scan
 from emlab.data.pairs import Domain, Pair, Verification, distinct_pairs
 
+_MODULES = (
+    "cwe22_archive",
+    "cwe78_command",
+    "cwe79_xss",
+    "cwe89_sql",
+    "cwe95_eval",
+    "cwe295_tls",
+    "cwe327_hash",
+    "cwe330_random",
+    "cwe377_tempfile",
+    "cwe502_deserialise",
+    "cwe611_xxe",
+    "cwe732_permissions",
+    "cwe798_credentials",
+)
 FAMILIES: dict[str, Family] = {
-    m.FAMILY.cwe: m.FAMILY
-    for m in (
-        cwe22_archive,
-        cwe78_command,
-        cwe79_xss,
-        cwe89_sql,
-        cwe95_eval,
-        cwe295_tls,
-        cwe327_hash,
-        cwe330_random,
-        cwe377_tempfile,
-        cwe502_deserialise,
-        cwe611_xxe,
-        cwe732_permissions,
-        cwe798_credentials,
-    )
+    f.cwe: f for f in (importlib.import_module(f"{__name__}.{m}").FAMILY for m in _MODULES)
 }
 
 _OPENERS = (
