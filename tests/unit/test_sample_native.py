@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,9 +110,7 @@ def test_decode_attention_uses_starts_and_agrees_with_the_mask_path(
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
 
 
-def test_no_compiler_means_the_torch_path(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
-) -> None:
+def test_no_compiler_means_the_torch_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CC", "/nonexistent/cc")
     monkeypatch.setenv("EMLAB_CACHE", str(tmp_path))
     native.library.cache_clear()
@@ -183,3 +182,22 @@ def test_sample_matches_the_torch_path_away_from_rounding_edges() -> None:
     clear = gap > 1e-5
     assert int(clear.sum()) > 190
     assert torch.equal(ours[clear], theirs[clear])
+
+
+@pytest.mark.parametrize("case", ["compiler fails", "cache unwritable"])
+def test_a_failed_build_means_the_torch_path(
+    case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if case == "compiler fails":
+        monkeypatch.setenv("CC", shutil.which("false") or "/bin/false")
+        monkeypatch.setenv("EMLAB_CACHE", str(tmp_path))
+    else:
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        monkeypatch.setenv("EMLAB_CACHE", str(blocker))
+    native.library.cache_clear()
+    try:
+        assert native.library() is None
+        assert "slower torch path" in caplog.text
+    finally:
+        native.library.cache_clear()

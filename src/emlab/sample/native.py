@@ -67,6 +67,20 @@ def _cpu_id() -> str:
         return platform.processor()
 
 
+def _build(compiler: str, target: Path) -> str:
+    """Compile to a temporary file, then move it into place; returns the error, or ""."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [compiler, *FLAGS, str(SOURCE), "-o", tmp]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        os.unlink(tmp)
+        return done.stderr[-2000:] or f"exit status {done.returncode}"
+    os.replace(tmp, target)
+    return ""
+
+
 @cache
 def library() -> ctypes.CDLL | None:
     """The built kernel library, or None (the reason is logged once)."""
@@ -83,29 +97,19 @@ def library() -> ctypes.CDLL | None:
         b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
     target = cache_root() / "kernels" / f"native-{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            done = subprocess.run(
-                [compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True
-            )
-            failed = done.returncode != 0
-            error = (done.stderr[-2000:] or f"exit status {done.returncode}") if failed else ""
-        except OSError as exc:
-            error = str(exc)
-        if error:
-            os.unlink(tmp)
-            log.warning(
-                "building %s with %s failed; decoding runs on the slower torch path:\n%s",
-                SOURCE.name,
-                compiler,
-                error,
-            )
-            return None
-        os.replace(tmp, target)
-    lib = ctypes.CDLL(str(target))
+    try:
+        error = "" if target.exists() else _build(compiler, target)
+        lib = None if error else ctypes.CDLL(str(target))
+    except OSError as exc:  # an unwritable cache, a library that does not load
+        error, lib = str(exc), None
+    if lib is None:
+        log.warning(
+            "building or loading %s with %s failed; decoding runs on the slower torch path:\n%s",
+            SOURCE.name,
+            compiler,
+            error,
+        )
+        return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     fn = lib.emlab_decode_attention
     fn.restype = ctypes.c_int
