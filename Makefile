@@ -43,6 +43,7 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python benchmarks/sample_speed.py --quick
+	$(BIN)/python benchmarks/attention_speed.py
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/judge_speed.py
 

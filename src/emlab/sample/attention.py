@@ -9,13 +9,13 @@ each cached key and value is read once and nothing is copied; on this CPU the at
 128-row decode step ran ~20x faster than the repeated path (``benchmarks/sample_speed.py``
 measures the sampler as a whole). Softmax is taken in fp32 for bf16 models.
 
-Rows of a continuous batch have different ages, so a shared window is as long as the oldest
-row's span. On CPU the engine passes ``emlab_starts``, each row's first column (its span runs to
-the window's end), and the C kernel in ``native`` reads each row's own span once (~6x faster than
-the torch path at a 128-row step). Elsewhere, or where the kernel cannot be built, the engine may
-pass ``emlab_windows``: groups of rows of similar age, each with the first column its rows need;
-each group then reads only its own window (the full mask still applies, so the result does not
-depend on the grouping).
+Rows of a continuous batch have different ages, so a shared window is as long as the oldest row's
+span. On CPU the engine passes ``emlab_starts``, each row's first column (its span runs to the
+window's end), and the C kernel in ``native`` reads each row's own span once (7-9x faster than the
+torch path at a 128-row step: ``benchmarks/attention_speed.py``). Elsewhere, or where the kernel
+cannot be built, the engine may pass ``emlab_windows``: groups of rows of similar age, each with the
+first column its rows need; each group then reads only its own window (the full mask still applies,
+so the result does not depend on the grouping).
 
 Any call with more than one query (prompt prefill) goes to transformers' SDPA unchanged.
 """
