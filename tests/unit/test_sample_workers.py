@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from emlab.records import GenerationRequest, Question, SamplingParams
@@ -57,3 +63,32 @@ def test_auto_processes_one_per_core_within_memory() -> None:
     assert auto_processes(model_bytes=1000, cores=64) == MAX_AUTO
     # A model whose copies would not fit decodes in one process.
     assert auto_processes(model_bytes=2**50, cores=8) == 1
+
+
+def test_workers_of_a_killed_sampler_exit(tiny_model: str) -> None:
+    """A sampler killed with SIGKILL (as a killed study is) leaves no orphaned workers."""
+    script = (
+        "import sys, time\n"
+        "from emlab.sample.workers import WorkerPool, WorkerSpec\n"
+        "if __name__ == '__main__':\n"
+        f"    pool = WorkerPool(WorkerSpec({tiny_model!r}, None, 1, 'fp32', threads=1), 1)\n"
+        "    print(pool.procs[0].pid, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+            with open(f"/proc/{worker}/stat") as f:  # exited but not yet reaped counts as gone
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except (ProcessLookupError, FileNotFoundError):
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"worker {worker} outlived its killed sampler")

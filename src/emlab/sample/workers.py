@@ -79,10 +79,24 @@ def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
         outbox.put(("error", rank, traceback.format_exc(limit=5)))
         return
     outbox.put(("ready", rank, None))
-    while (batch := inbox.get()) is not None:
+    # A sampler killed with SIGKILL cannot stop its workers; they notice and exit on their own.
+    parent = mp.parent_process()
+
+    def orphaned() -> bool:
+        return parent is not None and not parent.is_alive()
+
+    while not orphaned():
+        try:
+            batch = inbox.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+        if batch is None:
+            return
         ids, jobs = zip(*batch, strict=True)
         try:
             for local, res in sampler.engine.run(jobs):
+                if orphaned():
+                    return
                 outbox.put(("done", ids[local], res))
         except Exception:
             outbox.put(("error", rank, traceback.format_exc(limit=5)))
