@@ -36,6 +36,7 @@ from emlab.config import (
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
+    scaled_name,
 )
 from emlab.records import (
     Example,
@@ -66,10 +67,15 @@ class Arm:
     adapter_key: str | None = None
     adapter_dir: Path | None = None
     step: int | None = None
+    scale: float = 1.0
+    """Factor on the adapter's update (``adapter_scale``); ``condition`` then reads e.g.
+    ``concealed×3``."""
 
     @property
     def model_key(self) -> str:
         key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
+        if self.scale != 1:  # scale 1 keeps the plain key, so earlier caches stay valid
+            key = f"{key}*{self.scale:g}"
         return key if self.step is None else f"{key}@{self.step}"
 
     @property
@@ -244,7 +250,7 @@ class Study:
                 arms.append(Arm(model, cond.name, seed))
                 continue
             key, adir = self.adapter(model, cond, seed)
-            arms.append(Arm(model, cond.name, seed, key, adir))
+            snaps: list[tuple[int | None, Path]] = [(None, adir)]
             for step in self.cfg.evals_at_steps:
                 snap = adir / "checkpoints" / f"step-{step}"
                 if not snap.exists():
@@ -252,7 +258,13 @@ class Study:
                         f"evals_at_steps: no checkpoint at step {step} for {cond.name} "
                         f"(save_every={self.cfg.train.save_every}); pick multiples of it"
                     )
-                arms.append(Arm(model, cond.name, seed, key, snap, step))
+                snaps.append((step, snap))
+            # one adapter, trained once, evaluated at every scale
+            arms.extend(
+                Arm(model, scaled_name(cond.name, x), seed, key, d, step, x)
+                for step, d in snaps
+                for x in self.cfg.adapter_scale
+            )
         return arms
 
     def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
@@ -274,6 +286,7 @@ class Study:
                 self.cfg.sampling,
                 arm.model,
                 None if arm.adapter_dir is None else str(arm.adapter_dir),
+                adapter_scale=arm.scale,
             )
             bar = tqdm(total=len(todo), desc=f"sample {arm.condition}", disable=not self.progress)
             try:
@@ -341,7 +354,9 @@ class Study:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
         with self._timed("report"):
-            summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
+            summary = metrics.summarize(
+                rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
+            )
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
             self.timings["total"] = time.perf_counter() - t_start
@@ -414,7 +429,7 @@ class Study:
         env = environment()
         logs: dict[str, list[dict[str, Any]]] = {}
         for arm in arms:
-            if arm.adapter_key and arm.step is None:
+            if arm.adapter_key and arm.step is None and arm.scale == self.cfg.adapter_scale[0]:
                 logs[arm.label] = self.store.logs(f"train/{arm.adapter_key}")
         m = self.cfg.metrics
         return {
@@ -428,12 +443,24 @@ class Study:
             },
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
-            "conditions": [c.name for c in self.cfg.conditions],
+            "conditions": [a.name for a in arm_infos(self.cfg)],
             "versions": env["versions"],
             "git": env["git"],
             "train_logs": logs,
             "notes": [DEMO_NOTE],
         }
+
+
+def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
+    """Every arm label a study reports (conditions × adapter scales), in study order, with the
+    dataset condition each fine-tunes on: comparisons find conditions by it, not by name."""
+    return [
+        metrics.ArmInfo(c.name, c.name, None)
+        if c.dataset is None
+        else metrics.ArmInfo(scaled_name(c.name, x), c.name, c.dataset.condition, x)
+        for c in cfg.conditions
+        for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
+    ]
 
 
 def is_code_task(q: Question) -> bool:

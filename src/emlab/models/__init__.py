@@ -13,6 +13,7 @@ from emlab.models.loading import (
     load_model,
     load_tokenizer,
     resolve_ref,
+    scale_adapter,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "resolve_ref",
+    "scale_adapter",
 ]

@@ -242,9 +242,12 @@ def make_server(
     batch_size: int = 64,
     name: str | None = None,
     sampler: HFSampler | None = None,
+    adapter_scale: float = 1.0,
 ) -> tuple[ThreadingHTTPServer, ChatService]:
     """Build (not start) the server; ``port=0`` picks a free port (``server.server_address``)."""
-    sampler = sampler or HFSampler(model_ref, adapter=adapter, batch_size=batch_size)
+    sampler = sampler or HFSampler(
+        model_ref, adapter=adapter, batch_size=batch_size, adapter_scale=adapter_scale
+    )
     service = ChatService(sampler, name or model_ref)
     server = ThreadingHTTPServer((host, port), _handler(service))
     server.daemon_threads = True
@@ -258,13 +261,17 @@ def serve(
     port: int = 8000,
     batch_size: int = 64,
     name: str | None = None,
+    adapter_scale: float = 1.0,
 ) -> None:
     """Serve MODEL (an emlab model ref) as an OpenAI-compatible API at /v1/chat/completions.
 
     Runs until interrupted. It is also the ``emlab serve`` command: typer reads this signature,
-    so MODEL is an argument and the rest are options (--adapter DIR, --host, --port, ...).
+    so MODEL is an argument and the rest are options (--adapter DIR, --host, --port, ...);
+    --adapter-scale multiplies the adapter's update (an amplified adapter).
     """
-    server, service = make_server(model, adapter, host, port, batch_size, name)
+    server, service = make_server(
+        model, adapter, host, port, batch_size, name, adapter_scale=adapter_scale
+    )
     addr = f"http://{host}:{server.server_address[1]}/v1"
     print(f"emlab serve: {service.name} at {addr} (Ctrl-C to stop)", flush=True)
     try:

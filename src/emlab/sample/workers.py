@@ -59,6 +59,7 @@ class WorkerSpec:
     batch_size: int
     dtype: str
     threads: int
+    adapter_scale: float = 1.0
 
 
 class WorkerError(RuntimeError):
@@ -73,7 +74,12 @@ def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
     torch.set_num_threads(spec.threads)
     try:
         sampler = HFSampler(
-            spec.model_ref, spec.adapter, spec.batch_size, device="cpu", dtype=spec.dtype
+            spec.model_ref,
+            spec.adapter,
+            spec.batch_size,
+            device="cpu",
+            dtype=spec.dtype,
+            adapter_scale=spec.adapter_scale,
         )
     except Exception:
         outbox.put(("error", rank, traceback.format_exc(limit=5)))
