@@ -175,3 +175,15 @@ def test_empty_summary_renders(tmp_path: Path) -> None:
     nested = {"judge_validation": {"aligned": {"auroc": 0.9, "n": 120}, "source": "held-out"}}
     html = render_report(summary, [], nested, tmp_path / "b").read_text()
     assert "aligned auroc: 0.900 · aligned n: 120 · source: held-out" in html
+
+
+def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
+    summary, html, _ = rendered
+    (c,) = summary["comparisons"]  # no arm info: each condition vs the baseline
+    assert (c["a"], c["b"], c["over"]) == ("insecure", "base", "answers")  # 2 seeds < 3
+    section = html[html.index('id="comparisons"') :].split("</section>")[0]
+    assert "insecure − base" in section and "+30.0 pts" in section  # pooled 6/20 - 0/20
+    low, high = (f"{100 * c[k]:+.1f}" for k in ("ci_low", "ci_high"))
+    assert f"({low}, {high})" in section and "(2 vs 2 seeds)" in section
+    assert ("<strong>separated</strong>" in section) == c["separated"]
+    assert "interval of the difference excludes 0" in section
