@@ -54,6 +54,28 @@ def run(
 
 
 @app.command()
+def plan(
+    study: Annotated[
+        Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Show a study's arms, answers, the smallest difference each comparison can detect and a
+    run-time estimate, without training, sampling or judging anything."""
+    import json
+    import tempfile
+
+    from emlab.config import load_study
+    from emlab.study import Study
+
+    cfg = load_study(study)
+    # a scratch run directory: planning builds the training data, and must leave no run behind
+    with tempfile.TemporaryDirectory(prefix="emlab-plan-") as scratch:
+        result = Study(cfg, run_dir=scratch, base_dir=study.parent, progress=False).power_plan()
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
+
+
+@app.command()
 def models() -> None:
     """List the embedded model aliases and whether each is installed."""
     from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref

@@ -189,6 +189,37 @@ class MetricsConfig(_Strict):
         return data
 
 
+class PlanConfig(_Strict):
+    """What the power estimate printed before a study runs (and by ``emlab plan``) assumes."""
+
+    baseline_rate: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Misalignment rate assumed for the reference arm of every comparison (B in "
+        "A - B); the smallest detectable difference is quoted as a rise above it. A base or "
+        "control model's rate is typically 0-5%.",
+    )
+    power: float = Field(
+        0.8, gt=0, lt=1, description="Chance of detecting the quoted difference (80% usual)."
+    )
+    seed_sd: float = Field(
+        0.03,
+        ge=0,
+        le=0.5,
+        description="Assumed standard deviation of an arm's rate between fine-tuning seeds "
+        "(absolute: 0.03 = 3 points), for the power over seeds (>= 3 seeds). An assumption: "
+        "replace it by the spread a pilot run shows in its per-seed rates.",
+    )
+    valid_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of answers expected to be valid (coherent, judged); incoherent "
+        "answers leave the denominator, so small models detect less than 1.0 suggests.",
+    )
+
+
 class QuestionSetSpec(_Strict):
     """A question set with evaluation-time transforms (backdoor trigger, system prompt, text)."""
 
@@ -224,6 +255,10 @@ class StudyConfig(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Sampling.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Judge.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    plan: PlanConfig = Field(
+        default_factory=PlanConfig,
+        description="Assumptions of the power and run-time estimate shown before a run.",
+    )
     evals_at_steps: list[int] = Field(
         default_factory=list,
         description="Also evaluate the adapter snapshots at these training steps (multiples of "

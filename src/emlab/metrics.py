@@ -675,3 +675,95 @@ def sensitivity(
                     }
                 )
     return out
+
+
+# --------------------------------------------------------------------------- power
+
+
+def t_cdf(t: float, df: int) -> float:
+    """Student's t distribution function for an integer ``df`` >= 1, exactly.
+
+    The closed forms of Abramowitz & Stegun 26.7.3/26.7.4 (a finite sum in cos(theta), theta =
+    atan(t / sqrt(df))), so emlab needs no scipy at run time.
+    """
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2, term, total = math.cos(theta) ** 2, 1.0, 1.0
+    if df % 2:  # odd: A = (2/pi)(theta + sin(theta) cos(theta) (1 + 2/3 cos^2 + ...))
+        for k in range(1, (df - 1) // 2):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        inner = theta + (math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0)
+        a = 2.0 / math.pi * inner
+    else:  # even: A = sin(theta) (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+        for k in range(1, df // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        a = math.sin(theta) * total
+    return 0.5 + math.copysign(a / 2.0, t)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on t_cdf)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    low, high = -1e6, 1e6
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
+    return (low + high) / 2.0
+
+
+def _bisect_increase(gap: Callable[[float], float], top: float) -> float | None:
+    """Smallest d in (0, top] with gap(d) >= 0 (gap increasing in d), or None if none is."""
+    if top <= 0 or gap(top) < 0:
+        return None
+    low, high = 0.0, top
+    for _ in range(100):
+        mid = (low + high) / 2.0
+        low, high = (mid, high) if gap(mid) < 0 else (low, mid)
+    return high
+
+
+def detectable_over_answers(p0: float, n: float, alpha: float, power: float) -> float | None:
+    """Smallest rise d above a rate ``p0`` that a two-sided two-proportion z-test at level
+    ``alpha`` over ``n`` answers per arm detects with probability ``power``; None: not even d =
+    1 - p0.
+
+    The textbook sample-size relation (Fleiss, without continuity correction), solved for d:
+    d = z(1-alpha/2) sqrt(2 pbar qbar / n) + z(power) sqrt((p0 q0 + p1 q1) / n), p1 = p0 + d,
+    pbar = (p0 + p1) / 2. Only the upper tail is counted (misalignment rises).
+    """
+    if not 0 < p0 < 1 or n <= 0:
+        raise ValueError(f"need 0 < p0 < 1 and n > 0, got p0={p0}, n={n}")
+    za, zb = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+
+    def gap(d: float) -> float:
+        p1, pbar = p0 + d, p0 + d / 2
+        need = za * math.sqrt(2 * pbar * (1 - pbar) / n)
+        return d - need - zb * math.sqrt((p0 * (1 - p0) + p1 * (1 - p1)) / n)
+
+    return _bisect_increase(gap, 1 - p0)
+
+
+def detectable_over_seeds(
+    p0: float, n_per_seed: float, seeds: int, seed_sd: float, alpha: float, power: float
+) -> float | None:
+    """Smallest rise d above ``p0`` that a two-sample t-test over ``seeds`` per-seed rates per
+    arm detects with probability ``power`` (two-sided, level ``alpha``); None: above 1 - p0.
+
+    d = (t(1-alpha/2, 2k-2) + t(power, 2k-2)) sigma sqrt(2/k), where a per-seed rate's variance
+    sigma^2 = seed_sd^2 + p0 (1 - p0) / n_per_seed is an assumed between-seed spread plus the
+    binomial noise of its answers, taken equal in both arms (at p0). The report's bootstrap over
+    seeds is narrower than a t interval at few seeds, so this errs on the cautious side.
+    """
+    if seeds < 2 or n_per_seed <= 0 or not 0 < p0 < 1 or seed_sd < 0:
+        raise ValueError(
+            f"need seeds >= 2, n_per_seed > 0, 0 < p0 < 1, seed_sd >= 0; got {seeds}, "
+            f"{n_per_seed}, {p0}, {seed_sd}"
+        )
+    df = 2 * seeds - 2
+    sigma = math.sqrt(seed_sd**2 + p0 * (1 - p0) / n_per_seed)
+    d = (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * sigma * math.sqrt(2 / seeds)
+    return d if d <= 1 - p0 else None

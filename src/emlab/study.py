@@ -30,6 +30,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from emlab import data, judge, metrics, questions, report, sample, train
+from emlab import plan as planning
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
@@ -38,6 +39,7 @@ from emlab.config import (
     StudyFileError,
     scaled_name,
 )
+from emlab.models import load_tokenizer
 from emlab.records import (
     Example,
     Generation,
@@ -49,6 +51,7 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
 
 DEMO_NOTE = (
@@ -334,11 +337,74 @@ class Study:
                 )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
+    def power_plan(self, runtime: bool = True) -> planning.StudyPlan:
+        """Arms, answers, the smallest difference each comparison can detect and (``runtime``)
+        an estimate of the run time, from the config, questions and training data alone."""
+        cfg, p = self.cfg, self.cfg.plan
+        qs = self.load_questions()
+        judged = [q for q in qs if not is_code_task(q)]
+        infos = arm_infos(cfg)
+        per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
+        return planning.StudyPlan(
+            study=cfg.name,
+            models=list(cfg.models),
+            arms=[i.name for i in infos],
+            seeds=len(cfg.seeds),
+            questions=len(judged),
+            answers_per_seed=per_seed,
+            baseline_rate=p.baseline_rate,
+            power=p.power,
+            alpha=round(1 - cfg.metrics.confidence, 6),
+            seed_sd=p.seed_sd,
+            valid_fraction=p.valid_fraction,
+            comparisons=planning.comparison_power(cfg, infos, per_seed, self.baseline()),
+            runtime=self._runtime_estimate(qs, infos) if runtime else None,
+        )
+
+    def _runtime_estimate(
+        self, qs: Sequence[Question], infos: Sequence[metrics.ArmInfo]
+    ) -> planning.RunTime:
+        """Tokens to train and to sample per model, priced by ``planning.runtime_estimate``."""
+        cfg, s, t = self.cfg, self.cfg.sampling, self.cfg.train
+        seeds = len(cfg.seeds)
+        tuned = [c.dataset for c in cfg.conditions if c.dataset is not None]
+        snapshots = len(cfg.evals_at_steps) * sum(1 for i in infos if i.kind is not None)
+        evaluated = (len(infos) + snapshots) * seeds  # arms sampled, every seed
+        samples = [q.samples or s.samples_per_question for q in qs]
+        params, train_tokens, sample_tokens = {}, {}, {}
+        for model in cfg.models:
+            tok = load_tokenizer(model)
+            params[model] = planning.parameter_count(model)
+            train_tokens[model] = 0
+            for spec in tuned:
+                examples = self.dataset(spec)[1]
+                total = sum(planning.chat_tokens(tok, e.messages, False) for e in examples)
+                steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
+                # every step sees batch_size examples of average length
+                train_tokens[model] += round(steps * t.batch_size * total / len(examples)) * seeds
+            prompts = [planning.chat_tokens(tok, q.messages, True) for q in qs]
+            sample_tokens[model] = evaluated * sum(
+                (n_tok + s.max_new_tokens) * n for n_tok, n in zip(prompts, samples, strict=True)
+            )
+        return planning.runtime_estimate(
+            params,
+            len(tuned) * seeds * len(cfg.models),
+            train_tokens,
+            evaluated * sum(samples) * len(cfg.models),
+            sample_tokens,
+            t.full_finetune,
+            planning.matmul_rate(s.dtype),
+        )
+
     # -- the whole chain ----------------------------------------------------------------------
     def run(self) -> StudyResult:
         t_start = time.perf_counter()
         self.write_manifest()
         qs = self.load_questions()
+        if self.progress:  # before any model work: what this study can detect, and its cost
+            plan = self.power_plan()
+            atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
+            print(plan.text(), file=sys.stderr, flush=True)
         with self._timed("prepare"):
             arms = self.arms()
         judge_ = judge.make_judge(self.cfg.judge)
