@@ -246,7 +246,29 @@ class Study:
         index, count = self.shard
         return units[index::count]
 
+    def check_eval_steps(self) -> None:
+        """``evals_at_steps`` past the end of training would fail only after hours of it: each
+        condition's step count (examples x epochs / batch, or max_steps) is known beforehand."""
+        t = self.cfg.train
+        for cond in self.cfg.conditions:
+            if cond.dataset is None or not self.cfg.evals_at_steps:
+                continue
+            n = len(self.dataset(cond.dataset)[1])
+            steps = total_steps(n, t.batch_size, t.epochs, t.max_steps)
+            late = [s for s in self.cfg.evals_at_steps if s > steps]
+            if late:
+                why = (
+                    f"train.max_steps {t.max_steps}"
+                    if t.max_steps
+                    else f"{n} examples x {t.epochs:g} epochs / batch {t.batch_size}"
+                )
+                raise StudyFileError(
+                    f"evals_at_steps {late}: {cond.name} trains only {steps} steps ({why}); "
+                    "pick earlier steps or train longer (train.epochs or train.max_steps)"
+                )
+
     def arms(self) -> list[Arm]:
+        self.check_eval_steps()
         arms: list[Arm] = []
         for model, cond, seed in self.plan():
             if cond.dataset is None:
@@ -341,6 +363,7 @@ class Study:
         """Arms, answers, the smallest difference each comparison can detect and (``runtime``)
         an estimate of the run time, from the config, questions and training data alone."""
         cfg, p = self.cfg, self.cfg.plan
+        self.check_eval_steps()
         qs = self.load_questions()
         judged = [q for q in qs if not is_code_task(q)]
         infos = arm_infos(cfg)

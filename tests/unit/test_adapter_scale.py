@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from emlab.config import StudyConfig
+from emlab.config import StudyConfig, StudyFileError
 from emlab.models import load_model, scale_adapter
 from emlab.records import GenerationRequest, Question, SamplingParams
 from emlab.sample.hf import HFSampler
@@ -143,3 +143,53 @@ def test_two_scales_make_two_arms_from_one_trained_adapter(tiny_model: str, tmp_
         "insecure": ("concealed", 1.0),
         "insecure×3": ("concealed", 3.0),
     }
+
+
+def test_rank1_single_layer_adapter_over_epochs_with_scales(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    """A rank-1 adapter on one module of one layer, trained 3 epochs with snapshots, evaluated
+    at two scales at every snapshot."""
+    train = {
+        "r": 1,
+        "layers": [1],
+        "target_modules": ["down_proj"],
+        "epochs": 3,  # 8 examples / batch 4 = 2 steps an epoch -> 6 steps
+        "save_every": 2,
+        "batch_size": 4,
+        "micro_batch_size": 4,
+        "dtype": "fp32",
+    }
+    cfg = StudyConfig.model_validate(
+        {**STUDY, "models": [tiny_model], "train": train, "adapter_scale": [1, 4]}
+        | {"evals_at_steps": [2, 6]}
+    )
+    study = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    arms = study.arms()
+    assert [(a.condition, a.step) for a in arms] == [
+        ("base", None),
+        ("insecure", None),
+        ("insecure×4", None),
+        ("insecure", 2),
+        ("insecure×4", 2),
+        ("insecure", 6),
+        ("insecure×4", 6),
+    ]
+    assert study.counts["trained"] == 1
+    snap = arms[4]
+    assert snap.adapter_dir is not None and snap.adapter_dir.name == "step-2"
+    lm = load_model(tiny_model, adapter=snap.adapter_dir, device="cpu", dtype="fp32")
+    assert scale_adapter(lm.model, 4.0) == 1  # one LoRA layer: layer 1's down_proj
+    gens = study.generate(snap, study.requests(snap, study.load_questions()[:1]))
+    assert len(gens) == 1 and not next(iter(gens.values())).error
+
+
+def test_eval_steps_past_the_end_fail_before_training(tiny_model: str, tmp_path: Path) -> None:
+    train = {"epochs": 2, "save_every": 2, "batch_size": 4, "micro_batch_size": 4}
+    cfg = StudyConfig.model_validate(
+        {**STUDY, "models": [tiny_model], "train": train, "evals_at_steps": [4, 8]}
+    )
+    study = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(StudyFileError, match=r"evals_at_steps \[8\]: insecure trains only 4 steps"):
+        study.arms()
+    assert study.counts["trained"] == 0
