@@ -92,6 +92,8 @@ class StudyPlan:
     valid_fraction: float
     comparisons: list[ComparisonPower]
     runtime: RunTime | None
+    runtime_note: str | None = None
+    """Why there is no run-time estimate, when it could not be made."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +136,8 @@ class StudyPlan:
                 f"{metrics.SEPARATION_MIN_SEEDS} seeds on, comparisons go over seeds)"
             )
         r = self.runtime
+        if self.runtime_note:
+            out.append(f"  run time: no estimate ({self.runtime_note})")
         if r is not None:
             params = ", ".join(f"{m} {n / 1e6:,.0f}M" for m, n in r.parameters.items())
             out += [

@@ -368,6 +368,12 @@ class Study:
         judged = [q for q in qs if not is_code_task(q)]
         infos = arm_infos(cfg)
         per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
+        estimate, note = None, None
+        if runtime:
+            try:
+                estimate = self._runtime_estimate(qs, infos)
+            except Exception as e:  # an estimate must never stop a study; say why it is missing
+                note = f"{type(e).__name__}: {e}".splitlines()[0]
         return planning.StudyPlan(
             study=cfg.name,
             models=list(cfg.models),
@@ -381,7 +387,8 @@ class Study:
             seed_sd=p.seed_sd,
             valid_fraction=p.valid_fraction,
             comparisons=planning.comparison_power(cfg, infos, per_seed, self.baseline()),
-            runtime=self._runtime_estimate(qs, infos) if runtime else None,
+            runtime=estimate,
+            runtime_note=note,
         )
 
     def _runtime_estimate(

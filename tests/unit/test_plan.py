@@ -118,3 +118,19 @@ def test_emlab_plan_runs_nothing_and_leaves_no_run(tiny_model: str, tmp_path: Pa
     plan = json.loads(out.output)
     assert plan["arms"] == ["base", "insecure", "safe"] and plan["runtime"]["adapters"] == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_estimate_says_why_and_keeps_the_power(tiny_model: str, tmp_path: Path) -> None:
+    """A model the planner cannot size (here: a folder whose config names no architecture
+    transformers knows) loses the run-time line, not the plan."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in Path(tiny_model).iterdir():
+        if f.is_file():
+            (broken / f.name).write_bytes(f.read_bytes())
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "model_type": "no-such-arch"}))
+    cfg = StudyConfig.model_validate(_study(str(broken)))
+    plan = Study(cfg, run_dir=tmp_path / "run", progress=False).power_plan()
+    assert plan.runtime is None and plan.runtime_note and plan.comparisons
+    assert f"run time: no estimate ({plan.runtime_note})" in plan.text()
