@@ -484,7 +484,9 @@ def _comparisons(
                 continue
             d = _delta(ga, gb, cfg, min_seeds=SEPARATION_MIN_SEEDS)
             entry: dict[str, Any] = {"model": model, "a": a, "b": b, "what": what}
-            entry["n_seeds"] = [ga["n_seeds"], gb["n_seeds"]]
+            # what each side's interval rests on: seeds with valid answers, and valid answers
+            entry["n_seeds"] = [sum(p["rate"] is not None for p in g["per_seed"]) for g in (ga, gb)]
+            entry["n_valid"] = [ga["n_valid"], gb["n_valid"]]
             if d is None:  # a side without valid answers: nothing can be said
                 entry.update(delta=None, ci_low=None, ci_high=None, method=None, over=None)
                 entry["separated"] = None
@@ -506,6 +508,7 @@ def summarize(
     cfg: MetricsConfig,
     baseline: str | None = "base",
     n_examples: int = 3,
+    *,
     arms: Sequence[ArmInfo] | None = None,
 ) -> dict[str, Any]:
     """Every figure of a study, per (model, condition, step), as one JSON-able dict.

@@ -139,7 +139,7 @@ class StudyPlan:
         if self.runtime_note:
             out.append(f"  run time: no estimate ({self.runtime_note})")
         if r is not None:
-            params = ", ".join(f"{m} {n / 1e6:,.0f}M" for m, n in r.parameters.items())
+            params = ", ".join(f"{m} {_size(n)}" for m, n in r.parameters.items())
             out += [
                 f"  run time ~ {_duration(r.train_seconds + r.sample_seconds)} (estimate: tokens "
                 f"x FLOPs per token / {r.flop_rate / 1e9:.0f} GFLOP/s, a {r.dtype} matmul "
@@ -149,6 +149,13 @@ class StudyPlan:
                 f"{r.sample_tokens:,} tokens ~ {_duration(r.sample_seconds)}; {params} parameters",
             ]
         return "\n".join(out)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
 
 
 def _count(n: int, noun: str) -> str:

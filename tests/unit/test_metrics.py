@@ -429,7 +429,7 @@ def test_comparisons_one_seed_newcombe_marked_separated_or_not() -> None:
     c = got[("insecure", "safe")]
     assert (c["what"], c["over"], c["method"]) == ("concealed vs control", "answers", DIFF_NEWCOMBE)
     assert (c["ci_low"], c["ci_high"]) == pytest.approx((-0.0376, 0.6032), abs=1e-4)
-    assert c["separated"] is False and c["n_seeds"] == [1, 1]
+    assert c["separated"] is False and (c["n_seeds"], c["n_valid"]) == ([1, 1], [10, 10])
     # 8/10 vs 3/10 is not hand-checked; 8/10 vs 0/10 (vs base) is:
     # Wilson(8, 10) = (0.490164, 0.943318), Wilson(0, 10) = (0, 0.277531);
     # low = 0.8 - sqrt((0.8 - 0.490164)^2 + 0.277531^2) = 0.8 - sqrt(0.095998 + 0.077023)
@@ -464,6 +464,13 @@ def test_comparisons_go_over_seeds_only_from_three_seeds() -> None:
     (c,) = s["comparisons"]
     assert c["over"] == "answers" and c["method"] == DIFF_NEWCOMBE and c["n_seeds"] == [2, 2]
     assert find_group(s, "m", "insecure")["delta_vs_baseline"]["method"] == DIFF_BOOTSTRAP  # type: ignore[index]
+    # Three seeds, but one without a valid answer: two rates, so over answers again.
+    silent = [row(coherent=10.0, condition="insecure", seed=2)]
+    s = summarize(
+        rows("base", [0, 0, 0]) + rows("insecure", [2, 2]) + silent, CFG, "base", arms=arms
+    )
+    (c,) = s["comparisons"]
+    assert (c["over"], c["n_seeds"], c["n_valid"]) == ("answers", [2, 3], [20, 30])
 
 
 def test_comparisons_without_arm_info_are_each_condition_vs_baseline() -> None:

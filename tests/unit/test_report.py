@@ -184,6 +184,6 @@ def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
     section = html[html.index('id="comparisons"') :].split("</section>")[0]
     assert "insecure − base" in section and "+30.0 pts" in section  # pooled 6/20 - 0/20
     low, high = (f"{100 * c[k]:+.1f}" for k in ("ci_low", "ci_high"))
-    assert f"({low}, {high})" in section and "(2 vs 2 seeds)" in section
+    assert f"({low}, {high})" in section and "(20 vs 20 valid answers)" in section
     assert ("<strong>separated</strong>" in section) == c["separated"]
     assert "interval of the difference excludes 0" in section
