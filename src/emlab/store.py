@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from emlab.errors import ArgumentError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
@@ -39,6 +41,25 @@ CREATE TABLE IF NOT EXISTS logs (
 """
 
 DONE_MARKER = ".done"
+
+
+def check_output(path: str | os.PathLike[str], what: str, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before the work that would fill it.
+
+    A command that trains for an hour and then finds its ``-o`` is an existing file loses the
+    hour; this check costs a stat. ``folder`` says whether the output is a folder or a file.
+    """
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise ArgumentError(f"{what}: {p} exists and is not a folder")
+    if not folder and p.is_dir():
+        raise ArgumentError(f"{what}: {p} is a folder; give a file name")
+    parent = next((a for a in p.absolute().parents if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ArgumentError(f"{what}: {parent} is a file, so {p} cannot be created")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ArgumentError(f"{what}: {parent} is not writable")
+    return p
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.records import content_hash
 from emlab.sample.engine import DecodeJob, DecodeResult
 from emlab.sample.hf import HFSampler
@@ -30,7 +31,7 @@ UNSUPPORTED = ("stream", "stop", "tools", "functions", "tool_choice", "response_
 MAX_TOP_LOGPROBS = 20
 
 
-class BadRequest(ValueError):
+class BadRequest(EmlabError, ValueError):
     """A request the server refuses with HTTP 400 and this message."""
 
 
