@@ -368,15 +368,41 @@ def yaml_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return line
 
 
+def _is_union_tag(part: int | str) -> bool:
+    """Pydantic puts the union member tried into an error's location (``str``, ``QuestionSetSpec``,
+    ``list[int]``); emlab's field names are snake_case, so these are told apart by their shape."""
+    return isinstance(part, str) and (
+        part[:1].isupper() or "[" in part or part in {"str", "int", "float", "bool", "none"}
+    )
+
+
+def _relevant(errors: list[Any]) -> list[Any]:
+    """For a value that fits no member of a union, pydantic reports every member; keep only the
+    members whose type matched the value (``{set: core, trigers: x}`` is about the misspelled key,
+    not about not being a string)."""
+    by_field: dict[tuple[int | str, ...], list[Any]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        cut = next((i for i, part in enumerate(loc) if _is_union_tag(part)), len(loc))
+        by_field.setdefault(loc[:cut], []).append(err)
+    out = []
+    for errs in by_field.values():
+        matched = [e for e in errs if not str(e["type"]).endswith("_type")]
+        out.extend(matched if matched and len(matched) < len(errs) else errs)
+    return out
+
+
 def validation_message(
     path: Path, node: yaml.Node | None, e: ValidationError, prefix: tuple[int | str, ...] = ()
 ) -> str:
     """One ``file:line: field: reason`` line per pydantic error."""
     lines = []
-    for err in e.errors():
-        loc = (*prefix, *err["loc"])
+    for err in _relevant(e.errors()):
+        loc = (*prefix, *(p for p in err["loc"] if not _is_union_tag(p)))
         field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{path}:{yaml_line(node, loc)}: {field}: {err['msg']}")
+        line = f"{path}:{yaml_line(node, loc)}: {field}: {err['msg']}"
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -388,6 +414,25 @@ paper's question files have a few thousand; a "billion laughs" file expands to 1
 lines, and ``yaml.safe_load`` would build all of it in memory before any field check ran."""
 MAX_YAML_DEPTH = 100
 """Deepest nesting: studies and question files are 3-5 levels deep; the YAML parser recurses."""
+
+
+class DuplicateKey(EmlabError):
+    """A mapping repeats a key; yaml.safe_load would silently keep the last value."""
+
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+def _check_unique_keys(n: yaml.MappingNode) -> None:
+    seen: dict[str, int] = {}
+    for k, _ in n.value:
+        if not isinstance(k, yaml.ScalarNode) or k.value == "<<":  # merge keys may repeat
+            continue
+        line = k.start_mark.line + 1
+        if k.value in seen:
+            raise DuplicateKey(k.value, line, seen[k.value])
+        seen[k.value] = line
 
 
 def _yaml_size(node: yaml.Node) -> tuple[int, int, yaml.Node]:
@@ -408,6 +453,7 @@ def _yaml_size(node: yaml.Node) -> tuple[int, int, yaml.Node]:
         size, deepest = 1, 0
         children: list[yaml.Node] = []
         if isinstance(n, yaml.MappingNode):
+            _check_unique_keys(n)
             children = [x for pair in n.value for x in pair]
         elif isinstance(n, yaml.SequenceNode):
             children = list(n.value)
@@ -454,6 +500,11 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> tuple[yaml.Node 
                     "(YAML aliases repeat what they point at); write the values out instead"
                 )
         return node, yaml.safe_load(text)
+    except DuplicateKey as e:
+        raise error(
+            f"{path}:{e.line}: {e.key}: given twice (first at line {e.first}); "
+            "YAML would silently keep only the last"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
