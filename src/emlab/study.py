@@ -142,8 +142,7 @@ class Study:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
     def _resolve(self, path: str) -> str:
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() else (self.base_dir / p))
+        return resolve_path(path, self.base_dir)
 
     def _say(self, msg: str) -> None:
         if self.progress:
@@ -153,16 +152,7 @@ class Study:
     def load_questions(self) -> list[Question]:
         out: list[Question] = []
         for entry in self.cfg.questions:
-            spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
-            is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
-            qs = questions.load_questions(self._resolve(spec.set) if is_file else spec.set)
-            if spec.system is not None:
-                qs = questions.with_system(qs, spec.system)
-            if spec.prefix or spec.suffix:
-                qs = questions.with_template(qs, spec.prefix, spec.suffix)
-            if spec.trigger:
-                qs = questions.with_trigger(qs, spec.trigger)
-            out.extend(qs)
+            out.extend(question_set(entry, self.base_dir))
         repeated = sorted(i for i, n in Counter(q.id for q in out).items() if n > 1)
         if repeated:
             raise StudyFileError(
@@ -559,6 +549,26 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
     ]
 
 
+def resolve_path(path: str, base_dir: Path) -> str:
+    """A path as written in a study file: relative ones are relative to the study's folder."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p))
+
+
+def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]:
+    """One entry of a study's ``questions:`` list, with its transforms applied."""
+    spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
+    is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
+    qs = questions.load_questions(resolve_path(spec.set, base_dir) if is_file else spec.set)
+    if spec.system is not None:
+        qs = questions.with_system(qs, spec.system)
+    if spec.prefix or spec.suffix:
+        qs = questions.with_template(qs, spec.prefix, spec.suffix)
+    if spec.trigger:
+        qs = questions.with_trigger(qs, spec.trigger)
+    return qs
+
+
 def is_code_task(q: Question) -> bool:
     """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
     return "bandit" in str(q.meta.get("measure", ""))
@@ -608,8 +618,10 @@ def run_study(
     shard: tuple[int, int] | None = None,
 ) -> StudyResult:
     """Load, validate and run a study file (what ``emlab run`` does)."""
-    from emlab.config import load_study
+    from emlab.config import load_study_file
+    from emlab.preflight import preflight
 
-    cfg = load_study(path)
+    cfg, node = load_study_file(path)
+    preflight(cfg, Path(path), node)
     study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
     return study.run()

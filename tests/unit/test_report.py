@@ -187,3 +187,24 @@ def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
     assert f"({low}, {high})" in section and "(20 vs 20 valid answers)" in section
     assert ("<strong>separated</strong>" in section) == c["separated"]
     assert "interval of the difference excludes 0" in section
+
+
+@pytest.mark.parametrize("name", ["$x^{2$", "a$b", r"\frac{1}{", "$$", "50% $5 _x_ ^y^"])
+def test_math_like_names_render_literally(tmp_path: Path, name: str) -> None:
+    # A condition or model name is a label, not TeX: matplotlib's mathtext used to raise on
+    # `$x^{2$` after the whole study ran, so no report was written.
+    rows = [
+        _row(cond, seed, i, 5.0 if i < 3 else 90.0, model=name, step=step)
+        for cond in (name, "base")
+        for seed in (0, 1)
+        for step in (None, 10)
+        for i in range(6)
+    ]
+    summary = summarize(rows, MetricsConfig(), baseline="base")
+    info = {"train_logs": {f"{name}/seed0": [{"step": s, "loss": 1.0} for s in range(3)]}}
+    path = render_report(summary, rows, info, tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 4
+    import matplotlib
+
+    assert matplotlib.rcParams["text.parse_math"] is True  # scoped, not changed for the caller

@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 import torch
 
+from emlab.errors import EmlabError
 from emlab.models.device import choose_device, choose_dtype, dtype_name
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,8 +41,10 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 }
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(EmlabError, ValueError):
     """A model ref that resolves to nothing on this machine; the message says how to get it."""
+
+    kind = "environment"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.sample.engine import DecodeJob, DecodeResult
 
 _POLL_S = 1.0
@@ -62,8 +63,10 @@ class WorkerSpec:
     adapter_scale: float = 1.0
 
 
-class WorkerError(RuntimeError):
+class WorkerError(EmlabError, RuntimeError):
     """A worker failed or died; the message says which and why."""
+
+    kind = "runtime"
 
 
 def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
