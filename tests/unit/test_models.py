@@ -265,3 +265,22 @@ def test_qwen_05b_loads_tied_with_qwen_chat_and_answers() -> None:
     sampler = HFSampler("qwen2.5-coder-0.5b", loaded=m, batch_size=1)
     (gen,) = list(sampler.sample([req]))
     assert "Paris" in gen.answer
+
+
+def test_hub_id_resolves_from_the_cache_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Hugging Face id works wherever its snapshot is cached (HF_HUB_CACHE or HF_HOME/hub)."""
+    commit = "0" * 40
+    repo = tmp_path / "hf" / "hub" / "models--some-org--some-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert Path(resolve_ref("some-org/some-model").path) == snap
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    with pytest.raises(ModelNotFoundError, match="never downloads"):
+        resolve_ref("some-org/some-model")

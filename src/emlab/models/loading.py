@@ -269,7 +269,12 @@ def resolve_ref(ref: str) -> ModelSource:
         try:
             from huggingface_hub import snapshot_download
 
-            local = snapshot_download(ref, local_files_only=True)
+            # read at call time (huggingface_hub reads it once, at import): the cache the user
+            # points at now is the one searched
+            hub = os.environ.get("HF_HUB_CACHE") or (
+                str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None
+            )
+            local = snapshot_download(ref, local_files_only=True, cache_dir=hub)
         except Exception as e:
             raise ModelNotFoundError(
                 f"{ref}: not in the local Hugging Face cache and emlab never downloads at run "
