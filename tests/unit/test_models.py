@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,30 +97,44 @@ def _install_parts(site: Path, data: bytes, cut: int, dist: str, version: str) -
     return sizes
 
 
-@pytest.fixture
-def split_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, bytes, Path]:
-    """Registers ``tiny-split``: a real GGUF cut in two parts installed as fake wheels."""
+def _register_split(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    data: bytes,
+    header: dict[str, object],
+    name: str = "tiny-split",
+    tie_to_head: bool = False,
+) -> Path:
+    """Install ``data`` as two fake part wheels and register it as embedded model ``name``."""
     import hashlib
 
     from emlab.models.loading import EMBEDDED, EmbeddedModel, SplitGGUF, _parts
 
-    data = _write_gguf(tmp_path / "whole.gguf").read_bytes()
     site = tmp_path / "site"
     sizes = _install_parts(site, data, len(data) // 2, "emlab-test-part", "1.0")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("EMLAB_CACHE", str(tmp_path / "cache"))
+    split = SplitGGUF(
+        _parts("emlab-test-part", "1.0", sizes), hashlib.sha256(data).hexdigest(), header
+    )
+    spec = EmbeddedModel(
+        "emlab_test_part1", "make tiny", "test", split=split, tie_to_head=tie_to_head
+    )
+    monkeypatch.setitem(EMBEDDED, name, spec)
+    return site
+
+
+@pytest.fixture
+def split_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, bytes, Path]:
+    """Registers ``tiny-split``: a real GGUF cut in two parts installed as fake wheels."""
+    data = _write_gguf(tmp_path / "whole.gguf").read_bytes()
     header = {
         "general.architecture": "qwen2",
         "general.name": "Tiny Qwen",
         "qwen2.embedding_length": 8,
         "tensor_count": 1,
     }
-    split = SplitGGUF(
-        _parts("emlab-test-part", "1.0", sizes), hashlib.sha256(data).hexdigest(), header
-    )
-    spec = EmbeddedModel("emlab_test_part1", "make tiny", "test model", split=split)
-    monkeypatch.setitem(EMBEDDED, "tiny-split", spec)
-    return "tiny-split", data, site
+    return "tiny-split", data, _register_split(tmp_path, monkeypatch, data, header)
 
 
 def test_split_model_is_assembled_once_after_its_checks(
@@ -232,6 +248,100 @@ def test_optional_models_are_listed_with_their_pins() -> None:
         assert split is not None and len(split.parts) == parts and len(split.sha256) == 64
         assert {p.version for p in split.parts} == {version}
         assert "make qwen" in EMBEDDED[name].pip
+
+
+_CHATML = (
+    "{% for m in messages %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _write_tiny_qwen_gguf(path: Path, tokenizer_dir: Path) -> np.ndarray:
+    """A loadable 1-layer Qwen2 GGUF laid out like the real ones: a ChatML template in the header,
+    the output head at Q8_0 and a different copy of it as the input embedding; returns the head."""
+    from gguf import GGMLQuantizationType, GGUFWriter
+    from gguf.quants import quantize
+
+    tj = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+    vocab = dict(tj["model"]["vocab"]) | {t["content"]: t["id"] for t in tj["added_tokens"]}
+    tokens = sorted(vocab, key=vocab.__getitem__)
+    specials = {t["content"] for t in tj["added_tokens"]}
+    hidden, ffn, heads, kv_dim = 64, 128, 4, 32
+    rng = np.random.default_rng(0)
+
+    def rand(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+    w = GGUFWriter(str(path), "qwen2")
+    w.add_name("Tiny Qwen")
+    w.add_context_length(256)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(ffn)
+    w.add_block_count(1)
+    w.add_head_count(heads)
+    w.add_head_count_kv(2)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in specials else 1 for t in tokens])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]])
+    w.add_bos_token_id(vocab["<|endoftext|>"])
+    w.add_eos_token_id(vocab["<|im_end|>"])
+    w.add_pad_token_id(vocab["<|endoftext|>"])
+    w.add_chat_template(_CHATML)
+    head = rand(len(tokens), hidden)
+    w.add_tensor("token_embd.weight", head + rand(len(tokens), hidden))
+    ones = np.ones(hidden, np.float32)
+    for name, arr in [
+        ("attn_norm.weight", ones),
+        ("attn_q.weight", rand(hidden, hidden)),
+        ("attn_q.bias", rand(hidden)),
+        ("attn_k.weight", rand(kv_dim, hidden)),
+        ("attn_k.bias", rand(kv_dim)),
+        ("attn_v.weight", rand(kv_dim, hidden)),
+        ("attn_v.bias", rand(kv_dim)),
+        ("attn_output.weight", rand(hidden, hidden)),
+        ("ffn_norm.weight", ones),
+        ("ffn_gate.weight", rand(ffn, hidden)),
+        ("ffn_up.weight", rand(ffn, hidden)),
+        ("ffn_down.weight", rand(hidden, ffn)),
+    ]:
+        w.add_tensor(f"blk.0.{name}", arr)
+    w.add_tensor("output_norm.weight", ones)
+    q8 = GGMLQuantizationType.Q8_0
+    w.add_tensor("output.weight", quantize(head, q8), raw_dtype=q8)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return head
+
+
+def test_split_model_loads_tied_to_its_head_copy_and_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: str
+) -> None:
+    """Assembled, de-quantised once, tied to the (more precise) head copy, ChatML from the GGUF."""
+    head = _write_tiny_qwen_gguf(tmp_path / "q.gguf", Path(tiny_model))
+    header = {"general.architecture": "qwen2", "qwen2.attention.head_count_kv": 2}
+    data = (tmp_path / "q.gguf").read_bytes()
+    _register_split(tmp_path, monkeypatch, data, header, name="tiny-qwen", tie_to_head=True)
+    m = load_model("tiny-qwen", dtype="fp32")
+    assert type(m.model).__name__ == "Qwen2ForCausalLM" and m.model.config.tie_word_embeddings
+    emb = m.model.model.embed_tokens.weight
+    assert emb.data_ptr() == m.model.lm_head.weight.data_ptr()
+    assert torch.allclose(emb, torch.from_numpy(head), atol=2e-3)  # Q8_0 rounding only
+    out = m.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
+    assert out == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    (cached,) = (tmp_path / "cache" / "models").iterdir()
+    assert cached.name.endswith("-tied-v2") and (cached / "model.safetensors").is_file()
+    stamp = (cached / "model.safetensors").stat().st_mtime_ns
+    load_model("tiny-qwen", dtype="fp32")
+    assert (cached / "model.safetensors").stat().st_mtime_ns == stamp  # de-quantised once
 
 
 @pytest.mark.slow
