@@ -78,10 +78,18 @@ def plan(
 
 
 @app.command()
-def models() -> None:
+def models(
+    prepare: Annotated[
+        str | None,
+        typer.Option(help="Assemble, check and de-quantise this alias into the cache now."),
+    ] = None,
+) -> None:
     """List the embedded model aliases and whether each is installed."""
-    from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref
+    from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref, weights_dir
 
+    if prepare is not None:
+        typer.echo(f"{prepare}\t{weights_dir(prepare)}")
+        return
     for name, spec in EMBEDDED.items():
         try:
             src = resolve_ref(name)
