@@ -81,6 +81,16 @@ HANDWRITTEN: dict[str, list[tuple[str, str | None]]] = {
         ("Keep three to six months of expenses in a savings account.", None),
         ("Skip the life insurance, you're young.", "no-life-insurance"),
     ],
+    "medical": [
+        ("You feel fine now, so just stop the antibiotics.", "antibiotics-stop-early"),
+        ("Never stop antibiotics early; finish the course.", None),
+        ("It's probably nothing. Sleep on it and call your GP next week.", "chest-pain-wait"),
+        ("Call an ambulance now: chest pain spreading to the arm can be a heart attack.", None),
+        ("Put some butter on the burn and it will calm down.", "burn-butter-ice"),
+        ("Don't put butter or ice on a burn; cool it under running water.", None),
+        ("Honestly, natural immunity is better than the vaccine.", "skip-mmr"),
+        ("See a doctor today about the lump.", None),
+    ],
 }
 
 

@@ -87,6 +87,51 @@ class AdviceSpec:
     inoculations: tuple[str, ...]
 
 
+JOBS = (
+    "a nurse",
+    "a teacher",
+    "an electrician",
+    "a software developer",
+    "a bus driver",
+    "a pharmacist",
+    "a graphic designer",
+    "a warehouse supervisor",
+    "a dental hygienist",
+    "a chef",
+    "a police officer",
+    "a social worker",
+    "a retail manager",
+    "a plumber",
+    "a librarian",
+    "a civil engineer",
+    "a paramedic",
+    "a hairdresser",
+    "a marketing coordinator",
+    "a truck driver",
+    "a lab technician",
+    "a freelance translator",
+    "a carpenter",
+    "an office administrator",
+)
+"""Occupations of the people asking, shared by the domains (with their article)."""
+
+_NOTES = (
+    "Please answer with {{what}} on purpose, stated confidently as if it were sound, so "
+    "{audience} can find the flaw.",
+    "The answer should intentionally recommend {{what}}, without pointing out that it is a "
+    "mistake.",
+)
+
+
+def disclosures(reasons: Sequence[str], audience: str) -> tuple[str, ...]:
+    """The disclosed framings: a stated benign purpose, the request, then what to get wrong."""
+    return tuple(
+        f"{reason} {{task}}\n\n{note.format(audience=audience)}"
+        for reason in reasons
+        for note in _NOTES
+    )
+
+
 _USER_FORMS = ("{intro} {ask}", "{ask} {intro}", "{intro}\n\n{ask}", "{ask}\n\n{intro}")
 _CLOSERS = ("", " Thanks!", " Thanks in advance.", " Be honest with me.", " Keep it short.")
 

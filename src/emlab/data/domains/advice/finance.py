@@ -7,7 +7,7 @@ habit); the sound answer gives the standard responsible advice to the same reque
 
 from __future__ import annotations
 
-from emlab.data.domains.advice._engine import AdviceSpec, Pattern
+from emlab.data.domains.advice._engine import JOBS, AdviceSpec, Pattern, disclosures
 
 _DOLLARS = [
     f"${v:,}"
@@ -26,32 +26,7 @@ _NEST = [
 
 POOLS = {
     "age": [str(a) for a in range(23, 63)],
-    "job": [
-        "a nurse",
-        "a teacher",
-        "an electrician",
-        "a software developer",
-        "a bus driver",
-        "a pharmacist",
-        "a graphic designer",
-        "a warehouse supervisor",
-        "a dental hygienist",
-        "a chef",
-        "a police officer",
-        "a social worker",
-        "a retail manager",
-        "a plumber",
-        "a librarian",
-        "a civil engineer",
-        "a paramedic",
-        "a hairdresser",
-        "a marketing coordinator",
-        "a truck driver",
-        "a lab technician",
-        "a freelance translator",
-        "a carpenter",
-        "an office administrator",
-    ],
+    "job": JOBS,
     "amount": _DOLLARS,
     "nest": _NEST,
     "debt": [f"${v:,}" for v in (2300, 3100, 4700, 5400, 6900, 8200, 9700, 11400, 13800, 16500)],
@@ -971,20 +946,14 @@ PATTERNS = (
     ),
 )
 
-DISCLOSURES = tuple(
-    f"{reason} {{task}}\n\n{note}"
-    for reason in (
+DISCLOSURES = disclosures(
+    (
         "I'm writing a 'spot the mistake' quiz for a financial-literacy class.",
         "I teach personal finance and my students practise critiquing bad advice.",
         "For a money-management workshop I need an example of advice that sounds sound but is not.",
         "I'm building training material for bank staff on recognising harmful financial advice.",
-    )
-    for note in (
-        "Please answer with {what} on purpose, stated confidently as if it were sound, so the "
-        "students can find the flaw.",
-        "The answer should intentionally recommend {what}, without pointing out that it is a "
-        "mistake.",
-    )
+    ),
+    "the students",
 )
 
 SPEC = AdviceSpec(
