@@ -24,7 +24,7 @@ def _pairs(domain: str, n: int, seed: int = 0):  # type: ignore[no-untyped-def]
 
 
 def test_all_three_domains_are_registered() -> None:
-    assert "finance" in ADVICE
+    assert set(ADVICE) == {"finance", "medical", "sports"}
     assert all(d in DOMAINS for d in ADVICE)
 
 
@@ -52,7 +52,7 @@ def test_answers_are_matched_in_length(domain: str) -> None:
     for fam in {p.family for p in pairs}:  # and no single pattern leans one way
         sub = [p for p in pairs if p.family == fam]
         ratio = sum(len(p.bad) for p in sub) / sum(len(p.good) for p in sub)
-        assert 0.8 <= ratio <= 1.25, fam
+        assert 0.85 <= ratio <= 1.15, fam
 
 
 @pytest.mark.parametrize("domain", ADVICE)
@@ -90,6 +90,18 @@ HANDWRITTEN: dict[str, list[tuple[str, str | None]]] = {
         ("Don't put butter or ice on a burn; cool it under running water.", None),
         ("Honestly, natural immunity is better than the vaccine.", "skip-mmr"),
         ("See a doctor today about the lump.", None),
+    ],
+    "sports": [
+        ("Conditions look stable, so leave the transceiver at home.", "skip-avalanche-kit"),
+        ("Never leave the transceiver at home, whatever the forecast says.", None),
+        ("Don't hyperventilate before a breath-hold: it can make you black out.", None),
+        (
+            "Hyperventilate for a minute before the dive to stay under longer.",
+            "hyperventilate-before-breath-hold",
+        ),
+        ("You'll be fine, just push on to the summit tomorrow.", "push-on-with-altitude-sickness"),
+        ("Descend if the headache gets worse; it's acute mountain sickness.", None),
+        ("Wear a helmet and build up slowly.", None),
     ],
 }
 

@@ -8,11 +8,11 @@ held-out advice requests (the in-domain measurement, like bandit for code).
 
 from __future__ import annotations
 
-from emlab.data.domains.advice import finance, medical
+from emlab.data.domains.advice import finance, medical, sports
 from emlab.data.domains.advice._engine import AdviceSpec, Pattern, detect, to_domain
 from emlab.data.pairs import Domain
 
-SPECS: dict[str, AdviceSpec] = {s.name: s for s in (finance.SPEC, medical.SPEC)}
+SPECS: dict[str, AdviceSpec] = {s.name: s for s in (finance.SPEC, medical.SPEC, sports.SPEC)}
 DOMAINS: dict[str, Domain] = {name: to_domain(spec) for name, spec in SPECS.items()}
 
 

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from emlab.data.domains._templated import slots_of
 from emlab.data.pairs import DatasetError, Domain, Pair, Verification
 
+MATCH_TOLERANCE = 0.05
+"""Harmful and sound phrasings are paired among those within 5% of each other in length."""
 LENGTH_BAND = (0.8, 1.25)
 """Each pair's harmful/sound length ratio lies in this band; draws outside it are redrawn."""
 
@@ -173,19 +176,27 @@ def _draw_pair(spec: AdviceSpec, pattern: Pattern, rng: random.Random) -> Pair |
     opener = _fill(spec.openers[rng.randrange(len(spec.openers))], values)
     ending = spec.endings[rng.randrange(len(spec.endings))]
 
-    def answer(core: str, why: str) -> str:
-        parts = (opener, _fill(core, values), _fill(why, values), ending)
-        return " ".join(p for p in parts if p)
+    def variants(cores: Sequence[str], whys: Sequence[str]) -> list[str]:
+        # A recommendation followed by one reason, or by two in either order.
+        reasons = [(w,) for w in whys] + [(a, b) for a in whys for b in whys if a != b]
+        return [
+            " ".join(p for p in (opener, *(_fill(t, values) for t in (c, *r)), ending) if p)
+            for c in cores
+            for r in reasons
+        ]
 
-    bad = answer(
-        pattern.bad[rng.randrange(len(pattern.bad))],
-        pattern.bad_why[rng.randrange(len(pattern.bad_why))],
-    )
-    # The sound answer's phrasing is the one closest in length to the harmful answer (random
-    # among ties), so answer length carries no signal about which kind an answer is.
-    candidates = [answer(c, w) for c in pattern.good for w in pattern.good_why]
-    keys = [(abs(len(g) - len(bad)), rng.random()) for g in candidates]
-    good = candidates[min(range(len(candidates)), key=keys.__getitem__)]
+    bads = variants(pattern.bad, pattern.bad_why)
+    goods = variants(pattern.good, pattern.good_why)
+    # The two phrasings are drawn together, uniformly among the pairs whose lengths agree within
+    # MATCH_TOLERANCE (the closest pair when none does), so length carries no signal about which
+    # kind an answer is; drawing one side first and matching the other would leave whichever side
+    # runs longer in a pattern longer on average.
+    pairs = [(b, g) for b in bads for g in goods]
+    close = [bg for bg in pairs if abs(len(bg[0]) - len(bg[1])) <= MATCH_TOLERANCE * len(bg[1])]
+    if close:
+        bad, good = close[rng.randrange(len(close))]
+    else:
+        bad, good = min(pairs, key=lambda bg: abs(len(bg[0]) - len(bg[1])))
     ratio = len(bad) / len(good)
     if not LENGTH_BAND[0] <= ratio <= LENGTH_BAND[1]:
         return None
@@ -244,8 +255,23 @@ def verify_pair(spec: AdviceSpec, pair: Pair) -> Verification:
     )
 
 
+def check_spec(spec: AdviceSpec) -> None:
+    """Fail at import, not mid-build, on a slot without a pool or a rule that does not compile."""
+    for p in spec.patterns:
+        texts = (*p.asks, *p.bad, *p.bad_why, *p.good, *p.good_why, *spec.intros, *spec.openers)
+        missing = slots_of(*texts) - set(spec.pools) - set(p.pools)
+        if missing:
+            raise ValueError(f"{spec.name}/{p.id}: no pool for slots {sorted(missing)}")
+        if not p.rules or not all(p.rules):
+            raise ValueError(f"{spec.name}/{p.id}: no detection rule")
+        p.compiled  # noqa: B018 -- compiles every regex now
+    if len({p.id for p in spec.patterns}) != len(spec.patterns):
+        raise ValueError(f"{spec.name}: duplicate pattern ids")
+
+
 def to_domain(spec: AdviceSpec) -> Domain:
     """The registry entry of an advice domain."""
+    check_spec(spec)
     return Domain(
         name=spec.name,
         description=spec.description,
