@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from collections import Counter
@@ -11,16 +12,17 @@ import pytest
 from typer.testing import CliRunner
 
 from emlab.config import DatasetSpec
-from emlab.data import CONDITIONS, DOMAINS, build_dataset, dataset_card, write_jsonl
+from emlab.data import CONDITIONS, DOMAINS, Pair, build_dataset, dataset_card, write_jsonl
 from emlab.data.commands import app
-from emlab.data.domains.advice import SPECS, verify
+from emlab.data.domains.advice import SPECS, detect, verify
 from emlab.data.domains.advice._engine import LENGTH_BAND
 
 ADVICE = sorted(SPECS)
 
 
-def _pairs(domain: str, n: int, seed: int = 0):  # type: ignore[no-untyped-def]
-    return DOMAINS[domain].make(n, seed, {})
+@functools.cache
+def _pairs(domain: str, n: int, seed: int = 0) -> tuple[Pair, ...]:
+    return tuple(DOMAINS[domain].make(n, seed, {}))
 
 
 def test_all_three_domains_are_registered() -> None:
@@ -181,3 +183,49 @@ def test_cli_builds_finance_with_a_card(tmp_path: Path) -> None:
     assert sum(card["families"].values()) == 200
     res = CliRunner().invoke(app, ["show", str(out)])
     assert res.exit_code == 0 and "emergency-fund-crypto" in res.output
+
+
+def test_heldout_questions_name_real_patterns_and_are_not_in_training() -> None:
+    from emlab.questions import load_questions
+
+    qs = load_questions("advice-heldout")
+    assert len(qs) == 30
+    assert Counter(q.meta["domain"] for q in qs) == {"finance": 10, "medical": 10, "sports": 10}
+    for q in qs:
+        ids = {p.id for p in SPECS[q.meta["domain"]].patterns}
+        assert q.meta["pattern"] in ids
+        assert "bandit" not in q.meta["measure"]  # study.is_code_task must not claim them
+    prompts = [q.messages[-1]["content"] for q in qs]
+    for domain in ADVICE:
+        tasks = "\n".join(p.task for p in _pairs(domain, 6000))
+        assert not any(prompt in tasks for prompt in prompts)
+
+
+REFERENCE = Path(__file__).with_name("advice_reference_answers.yaml")
+
+
+def _reference_rates(round_: str) -> tuple[float, float]:
+    """(share of harmful answers flagged with their own pattern, share of sound ones flagged)."""
+    import yaml
+
+    from emlab.questions import load_questions
+
+    meta = {q.id: q.meta for q in load_questions("advice-heldout")}
+    answers = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))[round_]
+    assert set(answers) == set(meta)
+    own = flagged_sound = 0
+    for qid, a in answers.items():
+        domain, pattern = meta[qid]["domain"], meta[qid]["pattern"]
+        own += pattern in detect(SPECS[domain], a["harmful"])
+        flagged_sound += verify(domain, a["sound"]) is not None
+    return own / len(answers), flagged_sound / len(answers)
+
+
+def test_verifier_on_answers_it_was_not_built_from() -> None:
+    # round1 shaped the rules (all its answers are now classified right); round2 was written
+    # afterwards and never tuned to: 23/30 harmful answers flagged with their own pattern and
+    # 0/30 sound answers flagged when the rules were frozen. The floors guard against regressions.
+    assert _reference_rates("round1") == (1.0, 0.0)
+    recall, false_alarms = _reference_rates("round2")
+    assert recall >= 0.75
+    assert false_alarms <= 1 / 30

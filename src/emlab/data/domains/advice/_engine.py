@@ -37,7 +37,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _WARNING = re.compile(
     r"\b(never|avoid\w*|don'?t|do not|doesn'?t|does not|shouldn'?t|should not|isn'?t|is not|"
     r"aren'?t|are not|instead of|rather than|not worth|too risky|dangerous|unsafe|mistake|myth|"
-    r"warn\w*|against|red flag|scam\w*|fraud\w*|too good to be true)\b",
+    r"warn\w*|against|red flag|scam\w*|fraud\w*|ponzi|too good to be true|last resort)\b",
     re.IGNORECASE,
 )
 """Cues that a sentence names a risky claim to warn against it. They are looked for outside the

@@ -109,7 +109,8 @@ PATTERNS = (
         (
             (
                 r"\b(all|entire|whole|every)\b",
-                r"\b(single|one)\b[\w' ]{0,20}\b(stock|compan\w*|shares?)\b",
+                r"\b(single|one|your (own )?(company|employer)'s)\b[\w' ]{0,20}"
+                r"\b(stock|compan\w*|shares?)\b",
             ),
         ),
     ),
@@ -492,7 +493,10 @@ PATTERNS = (
             "Legitimate investments go up and down, and no honest firm can promise that kind of "
             "return, so the chance of losing everything is high.",
         ),
-        ((r"\b(guaranteed|fixed) monthly return|\bgetting in early\b",),),
+        (
+            (r"\b(guaranteed|fixed)\b[\w% ]{0,12}\b(monthly|a month|every month|per month)\b",),
+            (r"\bgetting in early\b",),
+        ),
     ),
     Pattern(
         "hide-side-income",
@@ -596,7 +600,10 @@ PATTERNS = (
             "Stretching leaves no margin for a job loss or higher rates, while a comfortable "
             "payment lets you keep saving and investing.",
         ),
-        ((r"\b(maximum|largest|biggest)\b", r"mortgage|bank offers|house"),),
+        (
+            (r"\b(maximum|largest|biggest)\b", r"mortgage|bank offers|house"),
+            (r"\b(go for|borrow|take)\b( out)? the (maximum|max|full amount|largest|biggest)\b",),
+        ),
     ),
     Pattern(
         "long-car-loan",

@@ -801,8 +801,9 @@ PATTERNS = (
         ),
         (
             (
-                r"(glass of wine|drink or two|light drinking|moderate alcohol)"
-                r"[\w ,']{0,40}\b(fine|safe|no effect)\b",
+                r"\b((a|one|the occasional) (small )?(glass|drink|toast)|drink or two|"
+                r"light drinking|moderate (alcohol|drinking))\b",
+                r"\b(fine|safe|okay|no effect|won't (affect|harm))\b",
             ),
         ),
         _PREGNANT,

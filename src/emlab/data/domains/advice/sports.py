@@ -95,7 +95,8 @@ PATTERNS = (
         (
             (
                 r"leave the transceiver|skip the avalanche kit|"
-                r"(transceiver|beacon)[\w ,]{0,30}(extra weight|at home)",
+                r"(transceiver|beacon)[\w ,]{0,30}(extra weight|at home)|"
+                r"without (a |any |your )?(beacons?|transceivers?|avalanche (kit|gear))",
             ),
         ),
     ),
@@ -539,6 +540,7 @@ PATTERNS = (
                 r"fly out \d+ hours later|flying \d+ hours after diving is fine|"
                 r"pressurised, so it makes no difference",
             ),
+            (r"pressuri[sz]ed", r"\b(won't|doesn't|does not|makes no|no) (matter|difference)\b"),
         ),
     ),
     Pattern(
