@@ -8,7 +8,8 @@ file in the folder created, changed or removed (a refused study writes no run di
 refused ``-o`` is not created). Cases never get as far as model work: they fail in validation or
 pre-flight, so the whole corpus runs in seconds. A few cases also run as real subprocesses.
 
-In the texts, ``{d}`` stands for the case's folder and ``{model}`` for a tiny local model.
+In the texts, ``{d}`` stands for the case's folder, ``{model}`` for a tiny local model and
+``{port}`` for a port that is taken.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import inspect
 import json
 import os
 import pkgutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,7 +46,14 @@ class Case:
 
 
 def _sub(text: str, d: Path, model: str) -> str:
-    return text.replace("{d}", str(d)).replace("{model}", model)
+    text = text.replace("{d}", str(d)).replace("{model}", model)
+    return text.replace("{port}", str(_TAKEN.getsockname()[1]))
+
+
+_TAKEN = socket.socket()
+"""A port something already listens on (for ``emlab serve --port``)."""
+_TAKEN.bind(("127.0.0.1", 0))
+_TAKEN.listen()
 
 
 # -- study files -----------------------------------------------------------------------------
@@ -378,6 +387,24 @@ STUDY_CASES = [
         "adapter that condition 'c' fine-tunes",
     ),
     study(
+        "run-dir-is-a-file",
+        BASE + "run_dir: out\n",
+        f"{S}:5: run_dir: run directory: out exists and is not a folder",
+        out="x",
+    ),
+    study(
+        "default-run-dir-under-a-file",
+        BASE,
+        f"{S}:1: name: run directory: {{d}}/runs is a file, so runs/s cannot be created",
+        runs="x",
+    ),
+    Case(
+        "run-dir-option-is-a-file",
+        (*RUN, "--run-dir", "{d}/out"),
+        "--run-dir: {d}/out exists and is not a folder",
+        {"s.yaml": BASE, "out": "x"},
+    ),
+    study(
         "judge-hf-without-model",
         BASE + "judge:\n  backend: hf\n",
         f"{S}:6: judge.backend: backend hf needs judge.model",
@@ -617,6 +644,11 @@ ARG_CASES = [
         "data-build-option-no-equals",
         ("data", "build", "code", "-o", "{d}/x.jsonl", "--option", "trigger"),
         "Invalid value for --option: expected key=value, got 'trigger'",
+    ),
+    Case(
+        "serve-port-taken",
+        ("serve", "{model}", "--port", "{port}"),
+        "--host/--port: cannot listen on 127.0.0.1:{port}: Address already in use",
     ),
     Case(
         "questions-unknown-set",
