@@ -929,8 +929,8 @@ def test_bad_input_through_a_real_process(name: str, tmp_path: Path, tiny_model:
     assert _snapshot(tmp_path) == before
 
 
-def test_every_emlab_exception_derives_from_emlab_error() -> None:
-    """So the one handler in cli.main covers them all (issue #16: sixteen unrelated classes)."""
+def _exception_classes() -> list[type[BaseException]]:
+    """Every exception class defined in an emlab module (all modules imported)."""
     found = []
     for mod in pkgutil.walk_packages(emlab.__path__, "emlab."):
         if mod.name.endswith("__main__"):
@@ -939,5 +939,32 @@ def test_every_emlab_exception_derives_from_emlab_error() -> None:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == module.__name__:
                 found.append(cls)
+    return found
+
+
+def test_every_emlab_exception_derives_from_emlab_error() -> None:
+    """So the one handler in cli.main covers them all (issue #16: sixteen unrelated classes)."""
+    found = _exception_classes()
     assert len(found) >= 16
     assert [c for c in found if not issubclass(c, EmlabError)] == []
+
+
+def test_error_kinds_say_whose_move_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import get_args
+
+    from emlab.errors import Kind
+    from emlab.judge.encoder import EncoderNotFoundError
+    from emlab.models import loading
+
+    assert EncoderNotFoundError.kind == "environment"
+    with pytest.raises(loading.ModelNotFoundError) as typo:
+        loading.resolve_ref("gpt-17")
+    assert typo.value.kind == "input"  # a misspelt alias: fix the study
+    fake = loading.EmbeddedModel("no_such_package_x", "pip install x", "absent")
+    monkeypatch.setitem(loading.EMBEDDED, "absent-model", fake)
+    with pytest.raises(loading.ModelNotFoundError) as missing:
+        loading.resolve_ref("absent-model")
+    assert missing.value.kind == "environment"  # known, not installed: fix the machine
+    assert "pip install x" in str(missing.value)
+    for cls in _exception_classes():
+        assert issubclass(cls, EmlabError) and cls.kind in get_args(Kind), cls
