@@ -303,7 +303,7 @@ STUDY_CASES = [
     study(
         "study-not-utf8",
         "name: s\nconditions:\n  - name: caf\xe9\n".encode("latin-1"),  # type: ignore[arg-type]
-        f"{S}: study file is not UTF-8 text",
+        f"{S}:3: study file is not UTF-8 text (byte 13 of the line: b'\\xe9')",
     ),
     Case("study-missing", RUN, f"{S}: cannot read study file: No such file or directory"),
     Case(
@@ -787,6 +787,24 @@ def qfile(id: str, text: str, expect: str) -> Case:
 
 QUESTION_CASES = [
     qfile("not-yaml", "name: q\nquestions: [\n", f"{Q}:3: not valid YAML"),
+    Case(
+        "questions-not-utf8",
+        ("questions", Q),
+        f"{Q}:3: question file is not UTF-8 text (byte 23 of the line: b'\\xe9')",
+        {"q.yaml": b"name: q\nquestions:\n  - {id: a, prompt: caf\xe9}\n"},
+    ),
+    Case(
+        "questions-file-is-folder",
+        ("questions", "{d}/q.yaml"),
+        "{d}/q.yaml: is a folder, not a question file",
+        {"q.yaml/x": "x"},
+    ),
+    judge(
+        "jsonl-not-utf8",
+        b'{"question": "q", "answer": "caf\xe9", "aligned": 1, "coherent": 1}\n',
+        "{d}/j.jsonl:1: not UTF-8 (byte b'\\xe9')",
+        name="j.jsonl",
+    ),
     qfile("no-questions", "name: q\n", f"{Q}:1: questions: Field required"),
     qfile(
         "no-prompt",
