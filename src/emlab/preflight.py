@@ -153,6 +153,16 @@ def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:
         yield ("run_dir",) if cfg.run_dir else ("name",), str(e)
 
 
+def _eval_steps(cfg: StudyConfig) -> Iterator[Problem]:
+    late = [s for s in cfg.evals_at_steps if cfg.train.max_steps and s > cfg.train.max_steps]
+    if late:
+        yield (
+            ("evals_at_steps",),
+            f"steps {late} come after train.max_steps ({cfg.train.max_steps}); no snapshot "
+            "would exist (found only after training, otherwise)",
+        )
+
+
 def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list[Problem]:
     """Every problem found, in study-file order of the checks.
 
@@ -160,6 +170,7 @@ def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list
     """
     found: list[Problem] = list(_run_dir(cfg)) if own_run_dir else []
     found.extend(_models(cfg))
+    found.extend(_eval_steps(cfg))
     found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
     found.extend(_datasets(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))

@@ -387,6 +387,11 @@ STUDY_CASES = [
         "adapter that condition 'c' fine-tunes",
     ),
     study(
+        "evals-after-max-steps",
+        BASE + "train: {max_steps: 10, save_every: 5}\nevals_at_steps: [5, 20]\n",
+        f"{S}:6: evals_at_steps: steps [20] come after train.max_steps (10)",
+    ),
+    study(
         "run-dir-is-a-file",
         BASE + "run_dir: out\n",
         f"{S}:5: run_dir: run directory: out exists and is not a folder",
