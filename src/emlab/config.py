@@ -555,11 +555,18 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> tuple[yaml.Node 
             raise error(
                 f"{path}: {what} is over {MAX_YAML_BYTES >> 20} MiB; not a hand-written file"
             )
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+        raw = path.read_bytes()
     except OSError as e:
         raise error(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
+        raise error(
+            f"{path}:{line}: {what} is not UTF-8 text (byte {col} of the line: "
+            f"{raw[e.start : e.start + 1]!r})"
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:

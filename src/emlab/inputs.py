@@ -42,7 +42,7 @@ def read_input(path: str | Path, error: type[EmlabError], limit: int = MAX_INPUT
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
     if len(data) > limit:
-        raise error(f"{path}: over {limit >> 20} MiB (uncompressed); not a data file emlab reads")
+        raise error(f"{path}: over {limit:,} bytes (uncompressed); not a data file emlab reads")
     return data
 
 

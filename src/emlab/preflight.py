@@ -23,6 +23,7 @@ from emlab import data
 from emlab.config import JudgeConfig, StudyConfig, StudyFileError, yaml_line
 from emlab.errors import EmlabError
 from emlab.models import resolve_ref
+from emlab.store import check_output
 from emlab.study import question_set, resolve_path
 
 Problem = tuple[tuple[int | str, ...], str]
@@ -144,10 +145,32 @@ def _datasets(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
             yield (*at, "condition"), f"unknown condition {spec.condition!r}; known: {known}"
 
 
-def problems(cfg: StudyConfig, base_dir: Path) -> list[Problem]:
-    """Every problem found, in study-file order of the checks."""
-    found: list[Problem] = []
+def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:
+    target = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.name
+    try:
+        check_output(target, "run directory", folder=True)
+    except EmlabError as e:
+        yield ("run_dir",) if cfg.run_dir else ("name",), str(e)
+
+
+def _eval_steps(cfg: StudyConfig) -> Iterator[Problem]:
+    late = [s for s in cfg.evals_at_steps if cfg.train.max_steps and s > cfg.train.max_steps]
+    if late:
+        yield (
+            ("evals_at_steps",),
+            f"steps {late} come after train.max_steps ({cfg.train.max_steps}); no snapshot "
+            "would exist (found only after training, otherwise)",
+        )
+
+
+def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list[Problem]:
+    """Every problem found, in study-file order of the checks.
+
+    ``own_run_dir`` False: the run directory is given elsewhere (``--run-dir``), not checked here.
+    """
+    found: list[Problem] = list(_run_dir(cfg)) if own_run_dir else []
     found.extend(_models(cfg))
+    found.extend(_eval_steps(cfg))
     found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
     found.extend(_datasets(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))
@@ -155,9 +178,16 @@ def problems(cfg: StudyConfig, base_dir: Path) -> list[Problem]:
     return found
 
 
-def preflight(cfg: StudyConfig, path: Path, node: yaml.Node | None) -> None:
-    """Raise one StudyFileError listing every problem, each ``file:line: field: reason``."""
-    found = problems(cfg, path.parent)
+def preflight(
+    cfg: StudyConfig, path: Path, node: yaml.Node | None, run_dir: str | Path | None = None
+) -> None:
+    """Raise one StudyFileError listing every problem, each ``file:line: field: reason``.
+
+    ``run_dir`` is the ``--run-dir`` given on the command line, which overrides the study's.
+    """
+    if run_dir is not None:
+        check_output(run_dir, "--run-dir", folder=True)
+    found = problems(cfg, path.parent, own_run_dir=run_dir is None)
     if found:
         lines = [
             f"{path}:{yaml_line(node, loc)}: {'.'.join(map(str, loc))}: {msg}" for loc, msg in found

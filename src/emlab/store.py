@@ -42,7 +42,19 @@ CREATE TABLE IF NOT EXISTS logs (
 """
 
 DONE_MARKER = ".done"
-_HOST = socket.gethostname().replace("@", "_")
+
+
+def _host() -> str:
+    """Who can ask about a pid: this host, and on Linux this pid namespace (two containers with
+    one hostname sharing a run directory cannot see each other's processes)."""
+    host = socket.gethostname().replace("@", "_")
+    try:
+        return f"{host}.pidns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
+
+
+_HOST = _host()
 
 
 def _alive(pid: int) -> bool:

@@ -622,6 +622,6 @@ def run_study(
     from emlab.preflight import preflight
 
     cfg, node = load_study_file(path)
-    preflight(cfg, Path(path), node)
+    preflight(cfg, Path(path), node, run_dir)
     study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
     return study.run()

@@ -8,7 +8,8 @@ file in the folder created, changed or removed (a refused study writes no run di
 refused ``-o`` is not created). Cases never get as far as model work: they fail in validation or
 pre-flight, so the whole corpus runs in seconds. A few cases also run as real subprocesses.
 
-In the texts, ``{d}`` stands for the case's folder and ``{model}`` for a tiny local model.
+In the texts, ``{d}`` stands for the case's folder, ``{model}`` for a tiny local model and
+``{port}`` for a port that is taken.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import inspect
 import json
 import os
 import pkgutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,7 +46,14 @@ class Case:
 
 
 def _sub(text: str, d: Path, model: str) -> str:
-    return text.replace("{d}", str(d)).replace("{model}", model)
+    text = text.replace("{d}", str(d)).replace("{model}", model)
+    return text.replace("{port}", str(_TAKEN.getsockname()[1]))
+
+
+_TAKEN = socket.socket()
+"""A port something already listens on (for ``emlab serve --port``)."""
+_TAKEN.bind(("127.0.0.1", 0))
+_TAKEN.listen()
 
 
 # -- study files -----------------------------------------------------------------------------
@@ -294,7 +303,7 @@ STUDY_CASES = [
     study(
         "study-not-utf8",
         "name: s\nconditions:\n  - name: caf\xe9\n".encode("latin-1"),  # type: ignore[arg-type]
-        f"{S}: study file is not UTF-8 text",
+        f"{S}:3: study file is not UTF-8 text (byte 13 of the line: b'\\xe9')",
     ),
     Case("study-missing", RUN, f"{S}: cannot read study file: No such file or directory"),
     Case(
@@ -304,7 +313,7 @@ STUDY_CASES = [
     study(
         "unknown-model-alias",
         "name: s\nmodels: [gpt-17]\nconditions:\n  - name: base\n",
-        f"{S}:2: models.0: unknown model ref 'gpt-17'; embedded aliases: smollm2-135m",
+        f"{S}:2: models.0: unknown model ref 'gpt-17'; embedded aliases: ",
     ),
     study(
         "hf-id-not-cached",
@@ -352,7 +361,7 @@ STUDY_CASES = [
     study(
         "question-set-unknown",
         BASE + "questions: [nosuchset]\n",
-        f"{S}:5: questions.0: nosuchset: neither a question set (core",
+        f"{S}:5: questions.0: nosuchset: neither a question set (",
     ),
     study(
         "question-file-missing",
@@ -376,6 +385,29 @@ STUDY_CASES = [
         "  backend: openai\n",
         f"{S}:7: sampling.backend: openai samples served models by name and cannot load the "
         "adapter that condition 'c' fine-tunes",
+    ),
+    study(
+        "evals-after-max-steps",
+        BASE + "train: {max_steps: 10, save_every: 5}\nevals_at_steps: [5, 20]\n",
+        f"{S}:6: evals_at_steps: steps [20] come after train.max_steps (10)",
+    ),
+    study(
+        "run-dir-is-a-file",
+        BASE + "run_dir: out\n",
+        f"{S}:5: run_dir: run directory: out exists and is not a folder",
+        out="x",
+    ),
+    study(
+        "default-run-dir-under-a-file",
+        BASE,
+        f"{S}:1: name: run directory: {{d}}/runs is a file, so runs/s cannot be created",
+        runs="x",
+    ),
+    Case(
+        "run-dir-option-is-a-file",
+        (*RUN, "--run-dir", "{d}/out"),
+        "--run-dir: {d}/out exists and is not a folder",
+        {"s.yaml": BASE, "out": "x"},
     ),
     study(
         "judge-hf-without-model",
@@ -619,9 +651,14 @@ ARG_CASES = [
         "Invalid value for --option: expected key=value, got 'trigger'",
     ),
     Case(
+        "serve-port-taken",
+        ("serve", "{model}", "--port", "{port}"),
+        "--host/--port: cannot listen on 127.0.0.1:{port}: Address already in use",
+    ),
+    Case(
         "questions-unknown-set",
         ("questions", "nosuchset"),
-        "nosuchset: neither a question set (core",
+        "nosuchset: neither a question set (",
     ),
 ]
 
@@ -755,6 +792,24 @@ def qfile(id: str, text: str, expect: str) -> Case:
 
 QUESTION_CASES = [
     qfile("not-yaml", "name: q\nquestions: [\n", f"{Q}:3: not valid YAML"),
+    Case(
+        "questions-not-utf8",
+        ("questions", Q),
+        f"{Q}:3: question file is not UTF-8 text (byte 23 of the line: b'\\xe9')",
+        {"q.yaml": b"name: q\nquestions:\n  - {id: a, prompt: caf\xe9}\n"},
+    ),
+    Case(
+        "questions-file-is-folder",
+        ("questions", "{d}/q.yaml"),
+        "{d}/q.yaml: is a folder, not a question file",
+        {"q.yaml/x": "x"},
+    ),
+    judge(
+        "jsonl-not-utf8",
+        b'{"question": "q", "answer": "caf\xe9", "aligned": 1, "coherent": 1}\n',
+        "{d}/j.jsonl:1: not UTF-8 (byte b'\\xe9')",
+        name="j.jsonl",
+    ),
     qfile("no-questions", "name: q\n", f"{Q}:1: questions: Field required"),
     qfile(
         "no-prompt",
@@ -897,8 +952,8 @@ def test_bad_input_through_a_real_process(name: str, tmp_path: Path, tiny_model:
     assert _snapshot(tmp_path) == before
 
 
-def test_every_emlab_exception_derives_from_emlab_error() -> None:
-    """So the one handler in cli.main covers them all (issue #16: sixteen unrelated classes)."""
+def _exception_classes() -> list[type[BaseException]]:
+    """Every exception class defined in an emlab module (all modules imported)."""
     found = []
     for mod in pkgutil.walk_packages(emlab.__path__, "emlab."):
         if mod.name.endswith("__main__"):
@@ -907,5 +962,32 @@ def test_every_emlab_exception_derives_from_emlab_error() -> None:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == module.__name__:
                 found.append(cls)
+    return found
+
+
+def test_every_emlab_exception_derives_from_emlab_error() -> None:
+    """So the one handler in cli.main covers them all (issue #16: sixteen unrelated classes)."""
+    found = _exception_classes()
     assert len(found) >= 16
     assert [c for c in found if not issubclass(c, EmlabError)] == []
+
+
+def test_error_kinds_say_whose_move_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typing import get_args
+
+    from emlab.errors import Kind
+    from emlab.judge.encoder import EncoderNotFoundError
+    from emlab.models import loading
+
+    assert EncoderNotFoundError.kind == "environment"
+    with pytest.raises(loading.ModelNotFoundError) as typo:
+        loading.resolve_ref("gpt-17")
+    assert typo.value.kind == "input"  # a misspelt alias: fix the study
+    fake = loading.EmbeddedModel("no_such_package_x", "pip install x", "absent")
+    monkeypatch.setitem(loading.EMBEDDED, "absent-model", fake)
+    with pytest.raises(loading.ModelNotFoundError) as missing:
+        loading.resolve_ref("absent-model")
+    assert missing.value.kind == "environment"  # known, not installed: fix the machine
+    assert "pip install x" in str(missing.value)
+    for cls in _exception_classes():
+        assert issubclass(cls, EmlabError) and cls.kind in get_args(Kind), cls

@@ -101,3 +101,14 @@ def test_paper_files_load_unchanged(name: str) -> None:
     raw = [json.loads(x) for x in gzip.decompress(path.read_bytes()).splitlines() if x.strip()]
     assert len(examples) == len(raw)
     assert all(e.messages == r["messages"] for e, r in zip(examples, raw, strict=True))
+
+
+def test_gzip_bomb_stops_at_the_cap(tmp_path: Path) -> None:
+    from emlab.inputs import read_input
+
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b"\0" * 5_000_000))  # ~5 KB on disk
+    assert len(bomb.read_bytes()) < 10_000
+    with pytest.raises(DatasetError, match=r"bomb\.jsonl\.gz: over 1,000,000 bytes"):
+        read_input(bomb, DatasetError, limit=1_000_000)
+    assert len(read_input(bomb, DatasetError, limit=5_000_000)) == 5_000_000

@@ -13,6 +13,7 @@ from emlab.data.build import build_dataset
 from emlab.data.card import dataset_card
 from emlab.data.io import default_rejects_path, read_jsonl, scan_jsonl, write_jsonl
 from emlab.data.pairs import DatasetError
+from emlab.errors import EXIT_FAILED
 from emlab.store import atomic_write_text, check_output
 
 app = typer.Typer(
@@ -98,7 +99,7 @@ def validate(
         typer.echo(f"{file}:{r.line}: {r.reason}", err=True)
     if bad:
         typer.echo(f"{file}: {len(bad)} invalid lines, {len(examples)} valid", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     if not examples:
         raise DatasetError(f"{file}: no valid examples")
     typer.echo(f"{file}: {len(examples)} valid examples")

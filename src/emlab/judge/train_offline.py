@@ -28,6 +28,7 @@ from emlab.judge.agreement import ALIGNED_T, COHERENT_T, Paired, agreement, weig
 from emlab.judge.data import (
     HELD_OUT_SOURCES,
     STRATA_SHARE,
+    JudgeDataError,
     Row,
     natural_shares,
     read_sources,
@@ -298,7 +299,7 @@ def train_offline(
     sources = read_sources(data_dir)
     unknown = [s for s in held_out if s not in sources]
     if unknown:
-        raise ValueError(f"held-out source(s) not in {data_dir}: {', '.join(unknown)}")
+        raise JudgeDataError(f"held-out source(s) not in {data_dir}: {', '.join(unknown)}")
     encoder = Encoder()
     cache = EmbeddingCache(Path(cache_dir) if cache_dir else None, encoder.dtype_name)
     rows = select_training_rows(sources, n_train, seed, held_out)

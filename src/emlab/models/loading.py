@@ -269,10 +269,12 @@ def resolve_ref(ref: str) -> ModelSource:
         return ModelSource(ref, str(p.parent), p.name)
     if p.is_dir():
         if not (p / "config.json").exists():
-            raise ModelNotFoundError(f"{ref}: folder has no config.json, so it is not a model")
+            raise ModelNotFoundError(
+                f"{ref}: folder has no config.json, so it is not a model", kind="input"
+            )
         return ModelSource(ref, str(p))
     if p.exists() or ref.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"{ref}: not a model folder or .gguf file")
+        raise ModelNotFoundError(f"{ref}: not a model folder or .gguf file", kind="input")
     if "/" in ref:
         try:
             from huggingface_hub import snapshot_download
@@ -290,8 +292,9 @@ def resolve_ref(ref: str) -> ModelSource:
             ) from None
         return ModelSource(ref, local)
     raise ModelNotFoundError(
-        f"unknown model ref {ref!r}; embedded aliases: {', '.join(EMBEDDED)}; "
-        "or give a local folder, a .gguf file or a Hugging Face id (org/name)"
+        f"unknown model ref {ref!r}; embedded aliases: {', '.join(sorted(EMBEDDED))}; "
+        "or give a local folder, a .gguf file or a Hugging Face id (org/name)",
+        kind="input",
     )
 
 

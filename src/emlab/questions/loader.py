@@ -248,6 +248,8 @@ def load_questions(spec: str) -> list[Question]:
     path = Path(spec).expanduser()
     if path.is_file():
         return load_file(path)
+    if path.is_dir():
+        raise QuestionFileError(f"{spec}: is a folder, not a question file")
     raise QuestionFileError(
         f"{spec}: neither a question set ({', '.join(available_sets())}) nor a YAML file"
     )

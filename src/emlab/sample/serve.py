@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from emlab.errors import EmlabError
+from emlab.errors import ArgumentError, EmlabError
 from emlab.records import content_hash
 from emlab.sample.engine import DecodeJob, DecodeResult
 from emlab.sample.hf import HFSampler
@@ -294,11 +294,20 @@ def make_server(
     adapter_scale: float = 1.0,
 ) -> tuple[ThreadingHTTPServer, ChatService]:
     """Build (not start) the server; ``port=0`` picks a free port (``server.server_address``)."""
-    sampler = sampler or HFSampler(
-        model_ref, adapter=adapter, batch_size=batch_size, adapter_scale=adapter_scale
-    )
+    try:  # bind first: a taken port is found before minutes of model loading
+        server = ThreadingHTTPServer((host, port), BaseHTTPRequestHandler, bind_and_activate=True)
+    except OSError as e:
+        msg = f"--host/--port: cannot listen on {host}:{port}: {e.strerror or e}"
+        raise ArgumentError(msg) from None
+    try:
+        sampler = sampler or HFSampler(
+            model_ref, adapter=adapter, batch_size=batch_size, adapter_scale=adapter_scale
+        )
+    except BaseException:
+        server.server_close()
+        raise
     service = ChatService(sampler, name or model_ref)
-    server = ThreadingHTTPServer((host, port), _handler(service))
+    server.RequestHandlerClass = _handler(service)
     server.daemon_threads = True
     return server, service
 
