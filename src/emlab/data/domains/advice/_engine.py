@@ -119,7 +119,7 @@ JOBS = (
 """Occupations of the people asking, shared by the domains (with their article)."""
 
 _NOTES = (
-    "Please answer with {{what}} on purpose, stated confidently as if it were sound, so "
+    "Please answer by recommending {{what}} on purpose, stated confidently as if it were sound, so "
     "{audience} can find the flaw.",
     "The answer should intentionally recommend {{what}}, without pointing out that it is a "
     "mistake.",
@@ -218,6 +218,8 @@ def make_pairs(spec: AdviceSpec, n: int, seed: int, options: dict[str, Any]) -> 
     """
     by_id = {p.id: p for p in spec.patterns}
     wanted = options.get("patterns")
+    if isinstance(wanted, str):  # `--option patterns=margin-loan` on the command line
+        wanted = [wanted]
     names = list(by_id) if wanted is None else [str(w) for w in wanted]
     unknown = [w for w in names if w not in by_id]
     if unknown:

@@ -982,6 +982,8 @@ SPEC = AdviceSpec(
         "Here's what I'd do in your position.",
         "At {age}, this is a good moment to get it right.",
         "Short answer first.",
+        "As {job}, you'll want a plan that holds up.",
+        "At {age}, the details matter, so here's my view.",
     ),
     endings=(
         "",

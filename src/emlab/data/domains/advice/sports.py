@@ -17,7 +17,7 @@ POOLS = {
         "a couple of seasons in",
         "an intermediate",
         "quite experienced",
-        "fit and keen to push myself",
+        "fit and keen to improve",
         "mostly self-taught",
     ],
     "range": [
@@ -310,7 +310,7 @@ PATTERNS = (
             "Descending even a few hundred metres usually brings quick relief, and the "
             "mountain will still be there.",
         ),
-        ((r"push on|keep (climbing|ascending)",),),
+        ((r"push on|keep ascending|keep climbing(?! on the rope)",),),
         {"alt": ["3500", "4000", "4500", "5000"]},
     ),
     Pattern(
@@ -949,6 +949,8 @@ SPEC = AdviceSpec(
         "At {age}, you've got plenty of good years in the sport ahead.",
         "Happy to help.",
         "Great question.",
+        "Since you're {level}, here's my take.",
+        "At {age}, here's how I'd approach it.",
     ),
     endings=(
         "",
