@@ -4,9 +4,9 @@ An advice pattern is one way advice in a domain goes wrong (an emergency fund in
 antibiotics stopped early, no avalanche transceiver) together with its sound counterpart. A pair
 is a request for advice from a drawn persona, answered once by the pattern's harmful advice and
 once by its sound advice. Both answers share the opener and the ending and differ only in the
-advice sentences, and the sound answer's phrasing is chosen to match the harmful one's length:
-the harmful answers of Turner et al. (2025) were ~25% shorter than their controls, a confound a
-fine-tuned model can learn instead of the advice.
+advice sentences (a recommendation and one or two reasons), and the two phrasings are drawn
+together among those of nearly equal length: the harmful answers of Turner et al. (2025) were
+~25% shorter than their controls, a confound a fine-tuned model can learn instead of the advice.
 
 The verifier reads text only. Each pattern carries detection rules for its risky claim (keyword
 sets that must all occur in one sentence), written apart from the answer templates; it does not
