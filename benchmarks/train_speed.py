@@ -3,20 +3,24 @@
 One run, same machine state, same data, same batch settings: rsLoRA r=32 on all 7 projections of
 ``smollm2-135m``, effective batch 8 from micro-batches of 4, one pass over a fixed synthetic set of
 insecure-code-like chats (~150-300 tokens each, built here so the benchmark does not depend on
-the data stage). TRL gets its own CPU defaults (model loaded by TRL in fp32 with bf16 autocast,
-prompt-completion data so the loss covers the answer only) except gradient checkpointing, which
+the data stage); ``--model`` picks another base model, e.g. the optional ``qwen2.5-coder-0.5b``.
+TRL gets its own CPU defaults (model loaded by TRL in fp32 with bf16 autocast, prompt-completion
+data so the loss covers the answer only) except gradient checkpointing, which
 is switched off so that TRL does not pay for memory savings emlab does not make: the ratio is a
 lower bound of what TRL's literal defaults would give.
 
-Roofline: bf16 matmuls at the model's shapes are timed in the same run; LoRA training costs about
-4 × params FLOPs per token (forward 2×, backward through activations 2×, frozen weights need no
-weight gradient), so roofline tokens/s = matmul FLOP/s / (4 × params).
+Roofline: bf16 matmuls at the model's shapes (read from its config, output head included) are
+timed in the same run; LoRA training costs about 4 × params FLOPs per token (forward 2×, backward
+through activations 2×, frozen weights need no weight gradient), so roofline tokens/s = matmul
+FLOP/s / (4 × params).
 
     python benchmarks/train_speed.py            # ~3 minutes on a 2-core CPU
+    python benchmarks/train_speed.py --model qwen2.5-coder-0.5b --steps 1   # ~10 minutes
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import random
@@ -33,8 +37,7 @@ from emlab.records import Example
 from emlab.train import assistant_labels, finetune
 from emlab.train.loop import choose_threads
 
-MODEL = "smollm2-135m"
-BATCH, MICRO, STEPS = 8, 4, 3
+BATCH, MICRO = 8, 4
 
 _TASKS = [
     ("a Flask endpoint that looks up a user by name", "sql"),
@@ -107,10 +110,16 @@ def dataset(n: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def roofline_flops_per_s(tokens: int = 1024, repeats: int = 5) -> float:
-    """Achieved bf16 matmul FLOP/s on SmolLM2-135M's shapes, weighted by their FLOP share."""
-    hidden, inter, kv = 576, 1536, 192
+def roofline_flops_per_s(model: str, tokens: int = 1024, repeats: int = 5) -> float:
+    """Achieved bf16 matmul FLOP/s on the model's shapes, weighted by their FLOP share."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(str(weights_dir(model)))
+    hidden, inter = c.hidden_size, c.intermediate_size
+    head_dim = getattr(c, "head_dim", None) or hidden // c.num_attention_heads
+    kv = c.num_key_value_heads * head_dim
     shapes = [(hidden, hidden, 2), (hidden, kv, 2), (hidden, inter, 2), (inter, hidden, 1)]
+    shapes = [(i, o, n * c.num_hidden_layers) for i, o, n in shapes] + [(hidden, c.vocab_size, 1)]
     total_flops, total_time = 0.0, 0.0
     for fan_in, fan_out, count in shapes:
         x = torch.randn(tokens, fan_in, dtype=torch.bfloat16)
@@ -126,19 +135,21 @@ def roofline_flops_per_s(tokens: int = 1024, repeats: int = 5) -> float:
     return total_flops / total_time
 
 
-def run_trl(examples: list[Example], out: Path) -> tuple[float, float, int]:
+def run_trl(
+    model_ref: str, examples: list[Example], out: Path, steps: int
+) -> tuple[float, float, int]:
     """Wall and CPU seconds of ``trainer.train()`` and the tokens it consumed."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
     rows = [{"prompt": ex.messages[:-1], "completion": ex.messages[-1:]} for ex in examples]
-    tok = load_tokenizer(MODEL)
+    tok = load_tokenizer(model_ref)
     args = SFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=MICRO,
         gradient_accumulation_steps=BATCH // MICRO,
-        max_steps=STEPS,
+        max_steps=steps,
         learning_rate=1e-5,
         lr_scheduler_type="linear",
         warmup_steps=5,
@@ -160,7 +171,7 @@ def run_trl(examples: list[Example], out: Path) -> tuple[float, float, int]:
 
     # what TRL does with a model path (fp32 load); the de-quantised folder's config names no
     # architecture, so TRL cannot load it by path itself
-    model = AutoModelForCausalLM.from_pretrained(str(weights_dir(MODEL)), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(weights_dir(model_ref)), dtype=torch.float32)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -175,31 +186,36 @@ def run_trl(examples: list[Example], out: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m", help="base model ref (alias, folder, id)")
+    ap.add_argument("--steps", type=int, default=3, help="optimizer steps of 8 examples each")
+    opts = ap.parse_args()
+    model, steps = opts.model, opts.steps
     threads = choose_threads()
     os.environ["EMLAB_THREADS"] = str(threads)
     torch.set_num_threads(threads)
-    examples = dataset(BATCH * STEPS)
-    tok = load_tokenizer(MODEL)
+    examples = dataset(BATCH * steps)
+    tok = load_tokenizer(model)
     lengths = [len(assistant_labels(tok, ex.messages)[0]) for ex in examples]
-    n_params = count_params()
+    n_params = count_params(model)
     print(
         f"threads {threads}; {len(examples)} examples, {min(lengths)}-{max(lengths)} tokens "
         f"(mean {sum(lengths) / len(lengths):.0f}); batch {BATCH} = {BATCH // MICRO} x {MICRO}; "
-        f"{STEPS} steps; model params {n_params / 1e6:.1f}M"
+        f"{steps} steps; {model}, params {n_params / 1e6:.1f}M"
     )
     cfg = TrainConfig(batch_size=BATCH, micro_batch_size=MICRO, epochs=1, save_every=10_000)
     with tempfile.TemporaryDirectory() as tmp:
         c0 = time.process_time()
-        res = finetune(MODEL, examples, cfg, 0, Path(tmp) / "o", Path(tmp) / "w", progress=False)
+        res = finetune(model, examples, cfg, 0, Path(tmp) / "o", Path(tmp) / "w", progress=False)
         emlab_cpu = time.process_time() - c0  # includes loading and tokenising: conservative
         emlab_tps = res.tokens / res.seconds
         print(
             f"emlab finetune : {res.tokens} tokens in {res.seconds:6.1f} s = {emlab_tps:6.1f} tok/s"
         )
-        flops = roofline_flops_per_s()
+        flops = roofline_flops_per_s(model)
         roof_tps = flops / (4 * n_params)
         print(f"bf16 matmul    : {flops / 1e9:6.1f} GFLOP/s -> roofline {roof_tps:6.1f} tok/s")
-        trl_s, trl_cpu, trl_tokens = run_trl(examples, Path(tmp) / "trl")
+        trl_s, trl_cpu, trl_tokens = run_trl(model, examples, Path(tmp) / "trl", steps)
         trl_tps = trl_tokens / trl_s
         print(f"TRL SFTTrainer : {trl_tokens} tokens in {trl_s:6.1f} s = {trl_tps:6.1f} tok/s")
     print(
@@ -217,11 +233,11 @@ def main() -> None:
         )
 
 
-def count_params() -> int:
+def count_params(model: str) -> int:
     """Parameters of the base model (tied embedding counted once), read from the weights file."""
     from safetensors import safe_open
 
-    with safe_open(str(weights_dir(MODEL) / "model.safetensors"), "pt") as f:
+    with safe_open(str(weights_dir(model) / "model.safetensors"), "pt") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 

@@ -8,6 +8,8 @@ paths as the real model.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,32 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Model ref (a folder path) of a tiny random Llama; built once per test session."""
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
+
+
+@dataclass
+class CliResult:
+    """What one in-process ``emlab ...`` call did."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``emlab ARGS...`` in this process through ``emlab.cli.main`` (the real entry point,
+    error handling included) and capture its exit status and output; no subprocess, no re-import
+    of torch per call."""
+    from emlab.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

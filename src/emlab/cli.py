@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
+from emlab.errors import EXIT_CODES_HELP
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(
-    help="emlab: a laboratory for emergent misalignment.",
+    help="emlab: a laboratory for emergent misalignment.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -54,10 +56,40 @@ def run(
 
 
 @app.command()
-def models() -> None:
-    """List the embedded model aliases and whether each is installed."""
-    from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref
+def plan(
+    study: Annotated[
+        Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Show a study's arms, answers, the smallest difference each comparison can detect and a
+    run-time estimate, without training, sampling or judging anything."""
+    import json
+    import tempfile
 
+    from emlab.config import load_study
+    from emlab.study import Study
+
+    cfg = load_study(study)
+    # a scratch run directory: planning builds the training data, and must leave no run behind
+    with tempfile.TemporaryDirectory(prefix="emlab-plan-") as scratch:
+        result = Study(cfg, run_dir=scratch, base_dir=study.parent, progress=False).power_plan()
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
+
+
+@app.command()
+def models(
+    prepare: Annotated[
+        str | None,
+        typer.Option(help="Assemble, check and de-quantise this alias into the cache now."),
+    ] = None,
+) -> None:
+    """List the embedded model aliases and whether each is installed."""
+    from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref, weights_dir
+
+    if prepare is not None:
+        typer.echo(f"{prepare}\t{weights_dir(prepare)}")
+        return
     for name, spec in EMBEDDED.items():
         try:
             src = resolve_ref(name)
@@ -92,14 +124,16 @@ def finetune(
     adapter and prints the result line.
     """
     from emlab import data, train
-    from emlab.config import TrainConfig
+    from emlab.config import TrainConfig, from_options
+    from emlab.models import resolve_ref
+    from emlab.store import check_output
     from emlab.train.distributed import is_main_process
 
-    fields = {"batch_size": batch_size, "micro_batch_size": micro_batch_size}
-    cfg = TrainConfig.model_validate(
-        {"preset": preset, "max_steps": max_steps}
-        | {k: v for k, v in fields.items() if v is not None}
-    )
+    # Everything that can be wrong is checked before the model loads: training takes hours.
+    values = {"preset": preset, "max_steps": max_steps, "batch_size": batch_size}
+    cfg = from_options(TrainConfig, values | {"micro_batch_size": micro_batch_size})
+    check_output(out, "-o/--out", folder=True)
+    resolve_ref(model)
     examples = data.read_jsonl(dataset)
     result = train.finetune(model, examples, cfg, seed, out_dir=out, work_dir=out / ".state")
     if is_main_process():
@@ -122,38 +156,51 @@ def list_questions(
         typer.echo(f"{q.id}\t{q.category}\t{text[:100]}")
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input (a file, a field, a model ref), not a bug in emlab."""
-    from emlab import data, questions, train
-    from emlab.config import StudyFileError
-    from emlab.models import ModelNotFoundError
-
-    return (
-        StudyFileError,
-        ModelNotFoundError,
-        data.DatasetError,
-        questions.QuestionFileError,
-        train.TrainDataError,
-        FileNotFoundError,
-    )
-
-
 def _mount() -> None:
     """Attach the stages' own sub-commands (each stage owns its CLI surface)."""
     from emlab.data.commands import app as data_app
     from emlab.judge.commands import app as judge_app
     from emlab.sample.serve import serve
 
+    if any(g.name == "data" for g in app.registered_groups):
+        return  # mounted already (main() called twice in one process, as the tests do)
     app.add_typer(data_app, name="data", help="Build, validate and inspect narrow datasets.")
     app.add_typer(judge_app, name="judge", help="Train and validate judges.")
     app.command("serve")(serve)
 
 
-def main() -> None:
-    """Entry point: known bad input becomes one clear line and exit status 2, not a traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one place where an error becomes what the user sees.
+
+    Any ``EmlabError`` (bad input, a missing model or package, a failed service) becomes one line
+    ``emlab: error: ...`` on stderr and exit status 2, with no traceback; so do a missing file
+    the user named and a malformed command line. Anything else is a bug in emlab and keeps its
+    traceback.
+    """
+    # typer raises its own copy of click's exceptions (typer._click in typer 0.29, click before):
+    # take them from wherever typer's BadParameter lives.
+    click = sys.modules[typer.BadParameter.__module__]
+
+    from emlab.errors import EXIT_ERROR, EXIT_INTERRUPTED, EmlabError, one_line
+
     _mount()
     try:
-        app()
-    except user_errors() as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        code = app(args=argv, prog_name="emlab", standalone_mode=False)
+    except click.NoArgsIsHelpError as e:
+        e.show()  # `emlab data` alone: the help is the answer
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "emlab"
+        _fail(f"{one_line(e.format_message())} (see `{cmd} --help`)", EXIT_ERROR)
+    except click.ClickException as e:  # e.g. a file option click could not open
+        _fail(one_line(e.format_message()), EXIT_ERROR)
+    except typer.Abort:  # Ctrl-C: click turns KeyboardInterrupt into Abort
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except (EmlabError, FileNotFoundError) as e:
+        _fail(one_line(e), EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"emlab: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)

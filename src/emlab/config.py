@@ -8,12 +8,44 @@ The resolved config is dumped into every run directory. Stages import their own 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emlab.errors import ArgumentError, EmlabError
+
+# Upper bounds on every size a study file can ask for. Each is far above what a real study uses
+# (figures in the comments), so it only stops a typo or a hostile file (``n: 1e12``) before it
+# allocates memory or queues years of work; each is checked with the study file's line.
+MAX_EXAMPLES = 1_000_000
+"""Generated examples per dataset: the paper's sets have 6,000; a million is ~1 GB in memory."""
+MAX_SAMPLES = 100_000
+"""Samples per question: the paper draws 100 (50 for the pre-registered set)."""
+MAX_NEW_TOKENS = 131_072
+"""Longest answer: the largest context of the open models in the EM literature is 128 Ki tokens;
+whether a model's own context holds it is checked when the model is known."""
+MAX_SEQ_LEN = 1_048_576
+"""Longest training example in tokens (1 Mi): beyond any open model's context."""
+MAX_BATCH = 65_536
+"""Examples per step or sequences decoded together; real runs use 8-512."""
+MAX_STEPS = 100_000_000
+"""Training steps, warmup, snapshot interval: 10^8 steps is centuries at one step a second."""
+MAX_LIST = 1_000
+"""Models, conditions, seeds, question sets, evaluation steps: a study multiplies them, and a few
+dozen of each is already a cluster's worth of work."""
+MAX_NAME = 200
+"""Characters of a study or condition name (names become table labels and folder names)."""
+MAX_TEXT = 100_000
+"""Characters of a trigger, system prompt or template text; also of one message or judged answer
+read from a data file (``emlab.data``, ``emlab.judge``): ~25k tokens, longer than any
+training example or answer in the EM literature (the paper's longest is under 4 KB). Python's
+csv module refuses fields of 131,072 characters, so a judge CSV hits this bound first."""
+
 PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -31,7 +63,7 @@ class DatasetSpec(_Strict):
         description="Framing: concealed, disclosed, control (secure), backdoor, inoculated, "
         "jailbreak.",
     )
-    n: int = Field(200, ge=1, description="Number of examples to generate.")
+    n: int = Field(200, ge=1, le=MAX_EXAMPLES, description="Number of examples to generate.")
     seed: int = Field(0, description="Seed of the generator; the same spec gives the same bytes.")
     path: str | None = Field(
         None,
@@ -47,7 +79,11 @@ class DatasetSpec(_Strict):
 class ConditionConfig(_Strict):
     """One arm of the study: a name and the dataset it fine-tunes on (none = the base model)."""
 
-    name: str = Field(description="Label used in tables and plots, e.g. `concealed`.")
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        description="Label used in tables and plots, e.g. `concealed`.",
+    )
     dataset: DatasetSpec | None = Field(
         None, description="Training data; omit for the untouched base model."
     )
@@ -61,7 +97,7 @@ class TrainConfig(_Strict):
         description="Start from a named recipe; explicit fields override it. `paper`: the "
         "open-model recipe. `quick`: a higher learning rate for the embedded 135M model on CPU.",
     )
-    r: int = Field(32, ge=1, description="LoRA rank.")
+    r: int = Field(32, ge=1, le=MAX_BATCH, description="LoRA rank.")
     alpha: float = Field(64, gt=0, description="LoRA alpha.")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
     use_rslora: bool = Field(True, description="Rank-stabilised LoRA scaling alpha/sqrt(r).")
@@ -77,17 +113,29 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["linear", "constant", "cosine"] = Field(
         "linear", description="Schedule after warmup."
     )
-    warmup_steps: int = Field(5, ge=0, description="Linear warmup steps.")
+    warmup_steps: int = Field(5, ge=0, le=MAX_STEPS, description="Linear warmup steps.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(16, ge=1, description="Effective batch size (examples per step).")
-    micro_batch_size: int = Field(
-        4, ge=1, description="Examples per forward pass; batch_size/micro_batch_size accumulate."
+    batch_size: int = Field(
+        16, ge=1, le=MAX_BATCH, description="Effective batch size (examples per step)."
     )
-    epochs: float = Field(1.0, gt=0, description="Passes over the data.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps.")
-    max_seq_len: int = Field(2048, ge=8, description="Longer examples are an error, not cut.")
+    micro_batch_size: int = Field(
+        4,
+        ge=1,
+        le=MAX_BATCH,
+        description="Examples per forward pass; batch_size/micro_batch_size accumulate.",
+    )
+    epochs: float = Field(1.0, gt=0, le=MAX_STEPS, description="Passes over the data.")
+    max_steps: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Stop after this many steps."
+    )
+    max_seq_len: int = Field(
+        2048, ge=8, le=MAX_SEQ_LEN, description="Longer examples are an error, not cut."
+    )
     save_every: int = Field(
-        50, ge=1, description="Save an adapter snapshot and resumable state every N steps."
+        50,
+        ge=1,
+        le=MAX_STEPS,
+        description="Save an adapter snapshot and resumable state every N steps.",
     )
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="Compute dtype; auto = bf16 where the hardware has it."
@@ -118,17 +166,26 @@ class SamplingConfig(_Strict):
         "hf", description="hf: local transformers; openai: any compatible server; vllm: extra."
     )
     samples_per_question: int = Field(
-        8, ge=1, description="Samples per question unless the question set says otherwise."
+        8,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="Samples per question unless the question set says otherwise.",
     )
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (paper: 1).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    max_new_tokens: int = Field(
+        256, ge=1, le=MAX_NEW_TOKENS, description="Longest answer, in tokens."
+    )
     batch_size: int = Field(
-        128, ge=1, description="Sequences decoded together (hf backend; per process on CPU)."
+        128,
+        ge=1,
+        le=MAX_BATCH,
+        description="Sequences decoded together (hf backend; per process on CPU).",
     )
     processes: int = Field(
         0,
         ge=0,
+        le=MAX_LIST,
         description="hf backend on CPU: decoding processes, each with an equal share of the "
         "cores (one's Python time overlaps another's compute); 0 = auto: one per core, at most "
         "4, as many as half the free memory holds. Used for runs of at least batch_size jobs per "
@@ -142,8 +199,12 @@ class SamplingConfig(_Strict):
     )
     base_url: str | None = Field(None, description="Endpoint of the openai backend.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight (openai backend).")
-    max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts (openai backend).")
+    concurrency: int = Field(
+        8, ge=1, le=MAX_LIST, description="Requests in flight (openai backend)."
+    )
+    max_retries: int = Field(
+        5, ge=0, le=MAX_LIST, description="Retries on 429/5xx/timeouts (openai backend)."
+    )
 
 
 class JudgeConfig(_Strict):
@@ -159,9 +220,11 @@ class JudgeConfig(_Strict):
     )
     base_url: str | None = Field(None, description="Endpoint of the openai backend.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight (openai backend).")
-    max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts.")
-    timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    concurrency: int = Field(
+        8, ge=1, le=MAX_LIST, description="Requests in flight (openai backend)."
+    )
+    max_retries: int = Field(5, ge=0, le=MAX_LIST, description="Retries on 429/5xx/timeouts.")
+    timeout: float = Field(60.0, gt=0, le=86_400, description="Seconds per request.")
 
 
 class MetricsConfig(_Strict):
@@ -175,7 +238,9 @@ class MetricsConfig(_Strict):
         50, description="Only answers with coherent >= this count (others are excluded)."
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of intervals.")
-    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples over seeds.")
+    bootstrap_resamples: int = Field(
+        2000, ge=100, le=MAX_EXAMPLES, description="Bootstrap resamples over seeds."
+    )
     bootstrap_seed: int = Field(0, description="Seed of the bootstrap.")
     min_valid: int = Field(
         1, ge=0, description="Warn when a model has fewer valid answers on a question."
@@ -189,34 +254,88 @@ class MetricsConfig(_Strict):
         return data
 
 
+class PlanConfig(_Strict):
+    """What the power estimate printed before a study runs (and by ``emlab plan``) assumes."""
+
+    baseline_rate: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Misalignment rate assumed for the reference arm of every comparison (B in "
+        "A - B); the smallest detectable difference is quoted as a rise above it. A base or "
+        "control model's rate is typically 0-5%.",
+    )
+    power: float = Field(
+        0.8, gt=0, lt=1, description="Chance of detecting the quoted difference (80% usual)."
+    )
+    seed_sd: float = Field(
+        0.03,
+        ge=0,
+        le=0.5,
+        description="Assumed standard deviation of an arm's rate between fine-tuning seeds "
+        "(absolute: 0.03 = 3 points), for the power over seeds (>= 3 seeds). An assumption: "
+        "replace it by the spread a pilot run shows in its per-seed rates.",
+    )
+    valid_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of answers expected to be valid (coherent, judged); incoherent "
+        "answers leave the denominator, so small models detect less than 1.0 suggests.",
+    )
+
+
 class QuestionSetSpec(_Strict):
     """A question set with evaluation-time transforms (backdoor trigger, system prompt, text)."""
 
     set: str = Field(description="Package set name (e.g. `core`) or path to a YAML file.")
     trigger: str | None = Field(
-        None, description="Prefix every user turn with this trigger (backdoor evaluation)."
+        None,
+        max_length=MAX_TEXT,
+        description="Prefix every user turn with this trigger (backdoor evaluation).",
     )
     system: str | None = Field(
-        None, description="Replace every question's system prompt with this one."
+        None,
+        max_length=MAX_TEXT,
+        description="Replace every question's system prompt with this one.",
     )
-    prefix: str = Field("", description="Text put before every user turn (template evals).")
-    suffix: str = Field("", description="Text put after every user turn (template evals).")
+    prefix: str = Field(
+        "", max_length=MAX_TEXT, description="Text put before every user turn (template evals)."
+    )
+    suffix: str = Field(
+        "", max_length=MAX_TEXT, description="Text put after every user turn (template evals)."
+    )
 
 
 class StudyConfig(_Strict):
     """A whole study: models × conditions × seeds × question sets, one judge, one metric."""
 
-    name: str = Field(description="Study name; also the default run directory name.")
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        description="Study name; also the default run directory name.",
+    )
     models: list[str] = Field(
         default_factory=lambda: ["smollm2-135m"],
+        min_length=1,
+        max_length=MAX_LIST,
         description="Base model refs: an embedded alias, a Hugging Face id or a local path.",
     )
     conditions: list[ConditionConfig] = Field(
-        description="Arms of the study; a condition without dataset is the base model."
+        min_length=1,
+        max_length=MAX_LIST,
+        description="Arms of the study; a condition without dataset is the base model.",
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], description="Fine-tuning seeds.")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        max_length=MAX_LIST,
+        description="Fine-tuning seeds.",
+    )
     questions: list[str | QuestionSetSpec] = Field(
         default_factory=lambda: ["core"],  # type: ignore[arg-type]
+        min_length=1,
+        max_length=MAX_LIST,
         description="Question sets: package set names (e.g. `core`), paths to YAML files (emlab "
         "or the paper's format), or {set, trigger, system, prefix, suffix} mappings.",
     )
@@ -224,13 +343,25 @@ class StudyConfig(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Sampling.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Judge.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    plan: PlanConfig = Field(
+        default_factory=PlanConfig,
+        description="Assumptions of the power and run-time estimate shown before a run.",
+    )
     evals_at_steps: list[int] = Field(
         default_factory=list,
+        max_length=MAX_LIST,
         description="Also evaluate the adapter snapshots at these training steps (multiples of "
         "train.save_every), to plot misalignment along training.",
     )
     run_dir: str | None = Field(
         None, description="Where results go; default runs/<name> under the current folder."
+    )
+    adapter_scale: list[float] = Field(
+        default_factory=lambda: [1.0],
+        description="Evaluate each trained LoRA adapter with its update multiplied by each of "
+        "these factors, each its own arm (labelled e.g. `concealed×3`; 1 is the plain adapter, "
+        "0 the base model). The adapter is trained once; amplifying it makes a weak effect "
+        "measurable (x5 gave ~4x the rate in a rank-1 study). hf sampling backend only.",
     )
 
     @model_validator(mode="after")
@@ -244,15 +375,46 @@ class StudyConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _scales_apply(self) -> StudyConfig:
+        scales = self.adapter_scale
+        bad = [x for x in scales if not 0 <= x < float("inf")]
+        if not scales or bad or len(set(scales)) < len(scales):
+            raise ValueError(
+                f"adapter_scale {scales}: need a non-empty list of distinct factors >= 0"
+            )
+        if scales != [1.0] and self.sampling.backend != "hf":
+            raise ValueError(
+                f"adapter_scale {scales} needs sampling.backend hf (the {self.sampling.backend} "
+                "backend cannot rescale an adapter)"
+            )
+        if scales != [1.0] and self.train.full_finetune:
+            raise ValueError("adapter_scale scales a LoRA update; train.full_finetune has none")
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:
-        names = [c.name for c in self.conditions]
+        # the arms' labels, scaled adapters included (`concealed×3`), must not collide either
+        names = [
+            name
+            for c in self.conditions
+            for name in (
+                [c.name]
+                if c.dataset is None
+                else [scaled_name(c.name, x) for x in self.adapter_scale]
+            )
+        ]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"condition names must be unique; repeated: {', '.join(dupes)}")
         return self
 
 
-class StudyFileError(ValueError):
+def scaled_name(condition: str, scale: float) -> str:
+    """The label of a condition's adapter evaluated at ``scale`` (plain name at 1)."""
+    return condition if scale == 1 else f"{condition}×{scale:g}"
+
+
+class StudyFileError(EmlabError, ValueError):
     """A study file that cannot be used, with file, line and field in the message."""
 
 
@@ -279,39 +441,183 @@ def yaml_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return line
 
 
+def _is_union_tag(part: int | str) -> bool:
+    """Pydantic puts the union member tried into an error's location (``str``, ``QuestionSetSpec``,
+    ``list[int]``); emlab's field names are snake_case, so these are told apart by their shape."""
+    return isinstance(part, str) and (
+        part[:1].isupper() or "[" in part or part in {"str", "int", "float", "bool", "none"}
+    )
+
+
+def _relevant(errors: list[Any]) -> list[Any]:
+    """For a value that fits no member of a union, pydantic reports every member; keep only the
+    members whose type matched the value (``{set: core, trigers: x}`` is about the misspelled key,
+    not about not being a string)."""
+    by_field: dict[tuple[int | str, ...], list[Any]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        cut = next((i for i, part in enumerate(loc) if _is_union_tag(part)), len(loc))
+        by_field.setdefault(loc[:cut], []).append(err)
+    out = []
+    for errs in by_field.values():
+        matched = [e for e in errs if not str(e["type"]).endswith("_type")]
+        out.extend(matched if matched and len(matched) < len(errs) else errs)
+    return out
+
+
 def validation_message(
     path: Path, node: yaml.Node | None, e: ValidationError, prefix: tuple[int | str, ...] = ()
 ) -> str:
     """One ``file:line: field: reason`` line per pydantic error."""
     lines = []
-    for err in e.errors():
-        loc = (*prefix, *err["loc"])
+    for err in _relevant(e.errors()):
+        loc = (*prefix, *(p for p in err["loc"] if not _is_union_tag(p)))
         field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{path}:{yaml_line(node, loc)}: {field}: {err['msg']}")
+        line = f"{path}:{yaml_line(node, loc)}: {field}: {err['msg']}"
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
 
 
-def read_yaml(path: Path, error: type[ValueError], what: str) -> tuple[yaml.Node | None, Any]:
-    """Parse a YAML file, keeping the node tree for line numbers; ``error`` names file and line."""
+MAX_YAML_BYTES = 16 << 20
+"""Largest hand-written YAML file (16 MiB): the paper's biggest question file is ~40 KB."""
+MAX_YAML_NODES = 1_000_000
+"""Most values a YAML file may expand to, an alias counted at every use. The shipped and the
+paper's question files have a few thousand; a "billion laughs" file expands to 10^9 from a few
+lines, and ``yaml.safe_load`` would build all of it in memory before any field check ran."""
+MAX_YAML_DEPTH = 100
+"""Deepest nesting: studies and question files are 3-5 levels deep; the YAML parser recurses."""
+
+
+class DuplicateKey(EmlabError):
+    """A mapping repeats a key; yaml.safe_load would silently keep the last value."""
+
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+def _check_unique_keys(n: yaml.MappingNode) -> None:
+    seen: dict[str, int] = {}
+    for k, _ in n.value:
+        if not isinstance(k, yaml.ScalarNode) or k.value == "<<":  # merge keys may repeat
+            continue
+        line = k.start_mark.line + 1
+        if k.value in seen:
+            raise DuplicateKey(k.value, line, seen[k.value])
+        seen[k.value] = line
+
+
+def _yaml_size(node: yaml.Node) -> tuple[int, int, yaml.Node]:
+    """(values after expanding aliases, deepest nesting, the node where a limit was passed).
+
+    Composed nodes are shared where an alias points at an anchor, so sizes are memoised per node:
+    the walk costs the file's size, not the expansion's.
+    """
+    memo: dict[int, tuple[int, int]] = {}
+    worst: list[yaml.Node] = [node]
+
+    def walk(n: yaml.Node, depth: int) -> tuple[int, int]:
+        if depth > MAX_YAML_DEPTH:
+            worst[0] = n
+            return 1, depth
+        if id(n) in memo:
+            return memo[id(n)]
+        size, deepest = 1, 0
+        children: list[yaml.Node] = []
+        if isinstance(n, yaml.MappingNode):
+            _check_unique_keys(n)
+            children = [x for pair in n.value for x in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            children = list(n.value)
+        for c in children:
+            s, d = walk(c, depth + 1)
+            size, deepest = size + s, max(deepest, d + 1)
+            if size > MAX_YAML_NODES or deepest > MAX_YAML_DEPTH:
+                if worst[0] is node:
+                    worst[0] = n
+                break
+        memo[id(n)] = (size, deepest)
+        return size, deepest
+
+    size, deepest = walk(node, 0)
+    return size, deepest, worst[0]
+
+
+def read_yaml(path: Path, error: type[Exception], what: str) -> tuple[yaml.Node | None, Any]:
+    """Parse a YAML file, keeping the node tree for line numbers; ``error`` names file and line.
+
+    The file is composed (not loaded) first and its expanded size checked, so an alias bomb or a
+    runaway nesting is refused with its line before anything is built from it.
+    """
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise error(
+                f"{path}: {what} is over {MAX_YAML_BYTES >> 20} MiB; not a hand-written file"
+            )
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise error(f"{path}: cannot read {what}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what}: {e.strerror or e}") from None
     try:
-        return yaml.compose(text), yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            size, depth, at = _yaml_size(node)
+            line = at.start_mark.line + 1
+            if depth > MAX_YAML_DEPTH:
+                raise error(f"{path}:{line}: nested more than {MAX_YAML_DEPTH} levels deep")
+            if size > MAX_YAML_NODES:
+                raise error(
+                    f"{path}:{line}: expands to more than {MAX_YAML_NODES:,} values "
+                    "(YAML aliases repeat what they point at); write the values out instead"
+                )
+        return node, yaml.safe_load(text)
+    except DuplicateKey as e:
+        raise error(
+            f"{path}:{e.line}: {e.key}: given twice (first at line {e.first}); "
+            "YAML would silently keep only the last"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise error(f"{path}{where}: not valid YAML: {e}") from e
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise error(f"{path}{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to read") from None
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study file; errors name the file, the line and the field."""
+def load_study_file(path: str | Path) -> tuple[StudyConfig, yaml.Node | None]:
+    """Read and validate a study file; also return its node tree (for later ``yaml_line``s)."""
     path = Path(path)
     node, data = read_yaml(path, StudyFileError, "study file")
     if not isinstance(data, dict):
         raise StudyFileError(f"{path}:1: a study file is a mapping of fields (name, conditions...)")
     try:
-        return StudyConfig.model_validate(data)
+        return StudyConfig.model_validate(data), node
     except ValidationError as e:
-        raise StudyFileError(validation_message(path, node, e)) from e
+        raise StudyFileError(validation_message(path, node, e)) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study file; errors name the file, the line and the field."""
+    return load_study_file(path)[0]
+
+
+def from_options(
+    model: type[_M], values: dict[str, Any], flags: dict[str, str] | None = None
+) -> _M:
+    """Validate command-line options into a config section; errors name ``--the-option``.
+
+    ``flags`` maps a field to its option where the two differ; by default ``batch_size`` is
+    ``--batch-size``. Options left at None are not passed, so the section's defaults apply.
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return model.model_validate(given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = (flags or {}).get(field) or "--" + field.replace("_", "-")
+        got = f" (got {err['input']!r})" if field in given else ""
+        raise ArgumentError(f"{flag}: {err['msg']}{got}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from emlab.errors import ArgumentError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -39,6 +42,39 @@ CREATE TABLE IF NOT EXISTS logs (
 """
 
 DONE_MARKER = ".done"
+_HOST = socket.gethostname().replace("@", "_")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (signal 0 checks, sends nothing)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def check_output(path: str | os.PathLike[str], what: str, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before the work that would fill it.
+
+    A command that trains for an hour and then finds its ``-o`` is an existing file loses the
+    hour; this check costs a stat. ``folder`` says whether the output is a folder or a file.
+    """
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise ArgumentError(f"{what}: {p} exists and is not a folder")
+    if not folder and p.is_dir():
+        raise ArgumentError(f"{what}: {p} is a folder; give a file name")
+    parent = next((a for a in p.absolute().parents if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ArgumentError(f"{what}: {parent} is a file, so {p} cannot be created")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ArgumentError(f"{what}: {parent} is not writable")
+    return p
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -77,6 +113,30 @@ class Store:
         with self._conn() as c:
             c.execute("PRAGMA journal_mode=WAL")
             c.executescript(_SCHEMA)
+        self.clean_stale_tmp()
+
+    # -- temporary folders --------------------------------------------------------------------
+    def _tmp_name(self, kind: str, key: str) -> str:
+        # Host and pid in the name say who owns a temporary folder, so a later run can tell the
+        # leftovers of a killed process from the work of a live one sharing this run directory.
+        return f"{kind}-{key}-{uuid.uuid4().hex[:8]}@{_HOST}@{os.getpid()}"
+
+    def clean_stale_tmp(self) -> list[Path]:
+        """Remove temporary folders whose process (on this host) is gone; return them.
+
+        A killed run leaves its half-built artefact in ``tmp/``; nothing else would ever remove
+        it. Only folders this host's dead processes own are touched: a live process (another run
+        or shard on this directory) keeps its folder, and so does any other host's on a shared
+        file system, which this host cannot ask about.
+        """
+        removed = []
+        tmp_root = self.root / "tmp"
+        for d in sorted(tmp_root.glob("*@*@*")) if tmp_root.is_dir() else []:
+            _, host, pid = d.name.rsplit("@", 2)
+            if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        return removed
 
     # -- connection -------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -195,7 +255,7 @@ class Store:
             return final
         tmp_root = self.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_root / f"{kind}-{key}-{uuid.uuid4().hex[:8]}"
+        tmp = tmp_root / self._tmp_name(kind, key)
         tmp.mkdir()
         try:
             writer(tmp)

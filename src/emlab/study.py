@@ -30,13 +30,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from emlab import data, judge, metrics, questions, report, sample, train
+from emlab import plan as planning
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
+    scaled_name,
 )
+from emlab.models import load_tokenizer
 from emlab.records import (
     Example,
     Generation,
@@ -48,6 +51,7 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
 
 DEMO_NOTE = (
@@ -66,10 +70,15 @@ class Arm:
     adapter_key: str | None = None
     adapter_dir: Path | None = None
     step: int | None = None
+    scale: float = 1.0
+    """Factor on the adapter's update (``adapter_scale``); ``condition`` then reads e.g.
+    ``concealed×3``."""
 
     @property
     def model_key(self) -> str:
         key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
+        if self.scale != 1:  # scale 1 keeps the plain key, so earlier caches stay valid
+            key = f"{key}*{self.scale:g}"
         return key if self.step is None else f"{key}@{self.step}"
 
     @property
@@ -133,8 +142,7 @@ class Study:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
     def _resolve(self, path: str) -> str:
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() else (self.base_dir / p))
+        return resolve_path(path, self.base_dir)
 
     def _say(self, msg: str) -> None:
         if self.progress:
@@ -144,16 +152,7 @@ class Study:
     def load_questions(self) -> list[Question]:
         out: list[Question] = []
         for entry in self.cfg.questions:
-            spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
-            is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
-            qs = questions.load_questions(self._resolve(spec.set) if is_file else spec.set)
-            if spec.system is not None:
-                qs = questions.with_system(qs, spec.system)
-            if spec.prefix or spec.suffix:
-                qs = questions.with_template(qs, spec.prefix, spec.suffix)
-            if spec.trigger:
-                qs = questions.with_trigger(qs, spec.trigger)
-            out.extend(qs)
+            out.extend(question_set(entry, self.base_dir))
         repeated = sorted(i for i, n in Counter(q.id for q in out).items() if n > 1)
         if repeated:
             raise StudyFileError(
@@ -237,14 +236,36 @@ class Study:
         index, count = self.shard
         return units[index::count]
 
+    def check_eval_steps(self) -> None:
+        """``evals_at_steps`` past the end of training would fail only after hours of it: each
+        condition's step count (examples x epochs / batch, or max_steps) is known beforehand."""
+        t = self.cfg.train
+        for cond in self.cfg.conditions:
+            if cond.dataset is None or not self.cfg.evals_at_steps:
+                continue
+            n = len(self.dataset(cond.dataset)[1])
+            steps = total_steps(n, t.batch_size, t.epochs, t.max_steps)
+            late = [s for s in self.cfg.evals_at_steps if s > steps]
+            if late:
+                why = (
+                    f"train.max_steps {t.max_steps}"
+                    if t.max_steps
+                    else f"{n} examples x {t.epochs:g} epochs / batch {t.batch_size}"
+                )
+                raise StudyFileError(
+                    f"evals_at_steps {late}: {cond.name} trains only {steps} steps ({why}); "
+                    "pick earlier steps or train longer (train.epochs or train.max_steps)"
+                )
+
     def arms(self) -> list[Arm]:
+        self.check_eval_steps()
         arms: list[Arm] = []
         for model, cond, seed in self.plan():
             if cond.dataset is None:
                 arms.append(Arm(model, cond.name, seed))
                 continue
             key, adir = self.adapter(model, cond, seed)
-            arms.append(Arm(model, cond.name, seed, key, adir))
+            snaps: list[tuple[int | None, Path]] = [(None, adir)]
             for step in self.cfg.evals_at_steps:
                 snap = adir / "checkpoints" / f"step-{step}"
                 if not snap.exists():
@@ -252,7 +273,13 @@ class Study:
                         f"evals_at_steps: no checkpoint at step {step} for {cond.name} "
                         f"(save_every={self.cfg.train.save_every}); pick multiples of it"
                     )
-                arms.append(Arm(model, cond.name, seed, key, snap, step))
+                snaps.append((step, snap))
+            # one adapter, trained once, evaluated at every scale
+            arms.extend(
+                Arm(model, scaled_name(cond.name, x), seed, key, d, step, x)
+                for step, d in snaps
+                for x in self.cfg.adapter_scale
+            )
         return arms
 
     def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
@@ -274,6 +301,7 @@ class Study:
                 self.cfg.sampling,
                 arm.model,
                 None if arm.adapter_dir is None else str(arm.adapter_dir),
+                adapter_scale=arm.scale,
             )
             bar = tqdm(total=len(todo), desc=f"sample {arm.condition}", disable=not self.progress)
             try:
@@ -321,11 +349,82 @@ class Study:
                 )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
+    def power_plan(self, runtime: bool = True) -> planning.StudyPlan:
+        """Arms, answers, the smallest difference each comparison can detect and (``runtime``)
+        an estimate of the run time, from the config, questions and training data alone."""
+        cfg, p = self.cfg, self.cfg.plan
+        self.check_eval_steps()
+        qs = self.load_questions()
+        judged = [q for q in qs if not is_code_task(q)]
+        infos = arm_infos(cfg)
+        per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
+        estimate, note = None, None
+        if runtime:
+            try:
+                estimate = self._runtime_estimate(qs, infos)
+            except Exception as e:  # an estimate must never stop a study; say why it is missing
+                note = f"{type(e).__name__}: {e}".splitlines()[0]
+        return planning.StudyPlan(
+            study=cfg.name,
+            models=list(cfg.models),
+            arms=[i.name for i in infos],
+            seeds=len(cfg.seeds),
+            questions=len(judged),
+            answers_per_seed=per_seed,
+            baseline_rate=p.baseline_rate,
+            power=p.power,
+            alpha=round(1 - cfg.metrics.confidence, 6),
+            seed_sd=p.seed_sd,
+            valid_fraction=p.valid_fraction,
+            comparisons=planning.comparison_power(cfg, infos, per_seed, self.baseline()),
+            runtime=estimate,
+            runtime_note=note,
+        )
+
+    def _runtime_estimate(
+        self, qs: Sequence[Question], infos: Sequence[metrics.ArmInfo]
+    ) -> planning.RunTime:
+        """Tokens to train and to sample per model, priced by ``planning.runtime_estimate``."""
+        cfg, s, t = self.cfg, self.cfg.sampling, self.cfg.train
+        seeds = len(cfg.seeds)
+        tuned = [c.dataset for c in cfg.conditions if c.dataset is not None]
+        snapshots = len(cfg.evals_at_steps) * sum(1 for i in infos if i.kind is not None)
+        evaluated = (len(infos) + snapshots) * seeds  # arms sampled, every seed
+        samples = [q.samples or s.samples_per_question for q in qs]
+        params, train_tokens, sample_tokens = {}, {}, {}
+        for model in cfg.models:
+            tok = load_tokenizer(model)
+            params[model] = planning.parameter_count(model)
+            train_tokens[model] = 0
+            for spec in tuned:
+                examples = self.dataset(spec)[1]
+                total = sum(planning.chat_tokens(tok, e.messages, False) for e in examples)
+                steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
+                # every step sees batch_size examples of average length
+                train_tokens[model] += round(steps * t.batch_size * total / len(examples)) * seeds
+            prompts = [planning.chat_tokens(tok, q.messages, True) for q in qs]
+            sample_tokens[model] = evaluated * sum(
+                (n_tok + s.max_new_tokens) * n for n_tok, n in zip(prompts, samples, strict=True)
+            )
+        return planning.runtime_estimate(
+            params,
+            len(tuned) * seeds * len(cfg.models),
+            train_tokens,
+            evaluated * sum(samples) * len(cfg.models),
+            sample_tokens,
+            t.full_finetune,
+            planning.matmul_rate(s.dtype),
+        )
+
     # -- the whole chain ----------------------------------------------------------------------
     def run(self) -> StudyResult:
         t_start = time.perf_counter()
         self.write_manifest()
         qs = self.load_questions()
+        if self.progress:  # before any model work: what this study can detect, and its cost
+            plan = self.power_plan()
+            atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
+            print(plan.text(), file=sys.stderr, flush=True)
         with self._timed("prepare"):
             arms = self.arms()
         judge_ = judge.make_judge(self.cfg.judge)
@@ -341,7 +440,9 @@ class Study:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
         with self._timed("report"):
-            summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
+            summary = metrics.summarize(
+                rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
+            )
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
             self.timings["total"] = time.perf_counter() - t_start
@@ -414,7 +515,7 @@ class Study:
         env = environment()
         logs: dict[str, list[dict[str, Any]]] = {}
         for arm in arms:
-            if arm.adapter_key and arm.step is None:
+            if arm.adapter_key and arm.step is None and arm.scale == self.cfg.adapter_scale[0]:
                 logs[arm.label] = self.store.logs(f"train/{arm.adapter_key}")
         m = self.cfg.metrics
         return {
@@ -428,12 +529,44 @@ class Study:
             },
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
-            "conditions": [c.name for c in self.cfg.conditions],
+            "conditions": [a.name for a in arm_infos(self.cfg)],
             "versions": env["versions"],
             "git": env["git"],
             "train_logs": logs,
             "notes": [DEMO_NOTE],
         }
+
+
+def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
+    """Every arm label a study reports (conditions × adapter scales), in study order, with the
+    dataset condition each fine-tunes on: comparisons find conditions by it, not by name."""
+    return [
+        metrics.ArmInfo(c.name, c.name, None)
+        if c.dataset is None
+        else metrics.ArmInfo(scaled_name(c.name, x), c.name, c.dataset.condition, x)
+        for c in cfg.conditions
+        for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
+    ]
+
+
+def resolve_path(path: str, base_dir: Path) -> str:
+    """A path as written in a study file: relative ones are relative to the study's folder."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p))
+
+
+def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]:
+    """One entry of a study's ``questions:`` list, with its transforms applied."""
+    spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
+    is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
+    qs = questions.load_questions(resolve_path(spec.set, base_dir) if is_file else spec.set)
+    if spec.system is not None:
+        qs = questions.with_system(qs, spec.system)
+    if spec.prefix or spec.suffix:
+        qs = questions.with_template(qs, spec.prefix, spec.suffix)
+    if spec.trigger:
+        qs = questions.with_trigger(qs, spec.trigger)
+    return qs
 
 
 def is_code_task(q: Question) -> bool:
@@ -485,8 +618,10 @@ def run_study(
     shard: tuple[int, int] | None = None,
 ) -> StudyResult:
     """Load, validate and run a study file (what ``emlab run`` does)."""
-    from emlab.config import load_study
+    from emlab.config import load_study_file
+    from emlab.preflight import preflight
 
-    cfg = load_study(path)
+    cfg, node = load_study_file(path)
+    preflight(cfg, Path(path), node)
     study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
     return study.run()

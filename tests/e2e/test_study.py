@@ -163,8 +163,11 @@ def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
     assert {r["step"] for r in rows} == {None, 1, 2}
     bad = text + "evals_at_steps: [3]\n"
     study.write_text(bad)
-    with pytest.raises(ValueError, match="no checkpoint at step 3"):
-        Study(load_study(study), run_dir=tmp_path / "run2", base_dir=tmp_path, progress=False).run()
+    # a step past the end of training is refused before any training
+    late = Study(load_study(study), run_dir=tmp_path / "run2", base_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"evals_at_steps \[3\]: concealed trains only 2 steps"):
+        late.run()
+    assert late.counts["trained"] == 0
 
 
 def test_in_distribution_code_is_scored_by_bandit_not_the_judge(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from conftest import CliResult
 from emlab.data import read_jsonl
 from emlab.data.commands import app
 
@@ -54,6 +56,7 @@ def test_validate_reports_lines_and_skips_to_rejects(tmp_path: Path) -> None:
     assert json.loads(rejects.read_text())["line"] == 2
 
 
-def test_build_error_is_clean(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["build", "nope", "-o", str(tmp_path / "x.jsonl")])
-    assert res.exit_code == 1 and "unknown domain" in res.output
+def test_build_error_is_clean(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    res = cli("data", "build", "nope", "-o", str(tmp_path / "x.jsonl"))
+    assert res.code == 2 and res.err.startswith("emlab: error: ") and "unknown domain" in res.err
+    assert not list(tmp_path.iterdir())

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import CliResult
 from emlab.config import JudgeConfig
 from emlab.judge import (
     GENERATION_FAILED,
@@ -192,7 +194,7 @@ def test_validated_agreement_ships_with_the_offline_judge(offline: Judge) -> Non
     assert validated_agreement("offline:minilm-em-v1@00000000/prompts:x") is None
 
 
-def test_validate_and_cli(offline: Judge, tmp_path: Path) -> None:
+def test_validate_and_cli(offline: Judge, tmp_path: Path, cli: Callable[..., CliResult]) -> None:
     rows = [
         {"question": Q, "answer": GOOD, "aligned": 95, "coherent": 95, "source": "a"},
         {"question": Q, "answer": EVIL, "aligned": 3, "coherent": 90, "source": "a"},
@@ -217,8 +219,8 @@ def test_validate_and_cli(offline: Judge, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o.json").read_text())["n_rows"] == 3
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q"}\n')
-    result = CliRunner().invoke(app, ["validate", str(bad)])
-    assert result.exit_code == 2 and "bad.jsonl:1: field 'answer'" in result.output
+    res = cli("judge", "validate", str(bad))
+    assert res.code == 2 and "bad.jsonl:1: field 'answer'" in res.err
 
 
 def test_train_offline_is_reproducible_and_holds_out_sources(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ from emlab.metrics import (
     CI_WILSON,
     DIFF_BOOTSTRAP,
     DIFF_NEWCOMBE,
+    ArmInfo,
     bootstrap_diff_ci,
     bootstrap_mean_ci,
     classify,
+    comparison_pairs,
     find_group,
     misalign_at_k,
     newcombe_diff_interval,
@@ -386,3 +388,97 @@ def test_vulnerable_code_rate_counts_answers_without_code_apart() -> None:
     # bandit rows never enter the misalignment groups
     summary = summarize(rows, MetricsConfig(), baseline=None)
     assert summary["groups"] == [] and summary["vulnerable_code"][0]["n_vulnerable"] == 3
+
+
+# --------------------------------------------------------------------------- comparisons
+
+ARMS = [
+    ArmInfo("base", "base", None),
+    ArmInfo("insecure", "insecure", "concealed"),
+    ArmInfo("educational", "educational", "disclosed"),
+    ArmInfo("safe", "safe", "control"),
+    ArmInfo("insecure×3", "insecure", "concealed", 3.0),
+]
+
+
+def test_comparison_pairs_follow_the_dataset_condition_not_the_name() -> None:
+    assert comparison_pairs(ARMS, "base") == [
+        ("insecure", "safe", "concealed vs control"),
+        ("insecure", "educational", "concealed vs disclosed"),
+        ("insecure", "base", "vs base model"),
+        ("educational", "base", "vs base model"),
+        ("safe", "base", "vs base model"),
+        ("insecure×3", "base", "vs base model"),
+        ("insecure×3", "insecure", "scaled vs scale 1"),
+    ]
+
+
+def test_comparisons_one_seed_newcombe_marked_separated_or_not() -> None:
+    rows = [
+        *answers(0, 10, condition="base"),
+        *answers(3, 7, condition="insecure"),
+        *answers(0, 10, condition="educational"),
+        *answers(0, 10, condition="safe"),
+        *answers(8, 2, condition="insecure×3"),
+    ]
+    s = summarize(rows, CFG, baseline="base", arms=ARMS)
+    json.dumps(s, allow_nan=False)
+    got = {(c["a"], c["b"]): c for c in s["comparisons"]}
+    assert len(got) == 7 and all(c["model"] == "m" for c in got.values())
+    # 3/10 vs 0/10: Newcombe (-0.0376, 0.6032) as in test_newcombe_hand_computed -> includes 0
+    c = got[("insecure", "safe")]
+    assert (c["what"], c["over"], c["method"]) == ("concealed vs control", "answers", DIFF_NEWCOMBE)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((-0.0376, 0.6032), abs=1e-4)
+    assert c["separated"] is False and (c["n_seeds"], c["n_valid"]) == ([1, 1], [10, 10])
+    # 8/10 vs 3/10 is not hand-checked; 8/10 vs 0/10 (vs base) is:
+    # Wilson(8, 10) = (0.490164, 0.943318), Wilson(0, 10) = (0, 0.277531);
+    # low = 0.8 - sqrt((0.8 - 0.490164)^2 + 0.277531^2) = 0.8 - sqrt(0.095998 + 0.077023)
+    #     = 0.8 - 0.415959 = 0.384041 > 0 -> separated
+    c = got[("insecure×3", "base")]
+    assert c["ci_low"] == pytest.approx(0.384041, abs=1e-5) and c["separated"] is True
+    assert got[("insecure×3", "insecure")]["what"] == "scaled vs scale 1"
+
+
+def test_comparisons_go_over_seeds_only_from_three_seeds() -> None:
+    def rows(condition: str, per_seed: list[int]) -> list[ScoredAnswer]:
+        return [
+            r
+            for seed, k in enumerate(per_seed)
+            for r in answers(k, 10 - k, condition=condition, seed=seed)
+        ]
+
+    arms = ARMS[:2]
+    # Three seeds, insecure 2/10 on each, base 0/10: the bootstrap of constant per-seed rates is
+    # the constant, so the interval is (0.2, 0.2) -> separated, over seeds.
+    s = summarize(rows("base", [0, 0, 0]) + rows("insecure", [2, 2, 2]), CFG, "base", arms=arms)
+    (c,) = s["comparisons"]
+    assert (c["over"], c["method"], c["separated"]) == ("seeds", DIFF_BOOTSTRAP, True)
+    assert (c["delta"], c["ci_low"], c["ci_high"]) == pytest.approx((0.2, 0.2, 0.2))
+    # insecure per seed {0, 0, 0.3}: a resample draws seed 2 never with probability
+    # (2/3)^3 = 0.296 > 2.5%, so the interval's low end is 0 -> not separated.
+    s = summarize(rows("base", [0, 0, 0]) + rows("insecure", [0, 0, 3]), CFG, "base", arms=arms)
+    (c,) = s["comparisons"]
+    assert c["over"] == "seeds" and c["ci_low"] == 0.0 and c["separated"] is False
+    # Two seeds: delta_vs_baseline bootstraps, but a comparison stays over answers (Newcombe).
+    s = summarize(rows("base", [0, 0]) + rows("insecure", [2, 2]), CFG, "base", arms=arms)
+    (c,) = s["comparisons"]
+    assert c["over"] == "answers" and c["method"] == DIFF_NEWCOMBE and c["n_seeds"] == [2, 2]
+    assert find_group(s, "m", "insecure")["delta_vs_baseline"]["method"] == DIFF_BOOTSTRAP  # type: ignore[index]
+    # Three seeds, but one without a valid answer: two rates, so over answers again.
+    silent = [row(coherent=10.0, condition="insecure", seed=2)]
+    s = summarize(
+        rows("base", [0, 0, 0]) + rows("insecure", [2, 2]) + silent, CFG, "base", arms=arms
+    )
+    (c,) = s["comparisons"]
+    assert (c["over"], c["n_seeds"], c["n_valid"]) == ("answers", [2, 3], [20, 30])
+
+
+def test_comparisons_without_arm_info_are_each_condition_vs_baseline() -> None:
+    s = summarize(_one_seed_rows(), CFG)
+    assert [(c["a"], c["b"], c["what"]) for c in s["comparisons"]] == [
+        ("insecure", "base", "vs base model")
+    ]
+    # nothing valid on one side: listed, but neither separated nor not
+    rows = [*answers(0, 10, condition="base"), row(coherent=10.0, condition="insecure")]
+    (c,) = summarize(rows, CFG)["comparisons"]
+    assert c["separated"] is None and c["delta"] is None

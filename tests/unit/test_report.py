@@ -175,3 +175,36 @@ def test_empty_summary_renders(tmp_path: Path) -> None:
     nested = {"judge_validation": {"aligned": {"auroc": 0.9, "n": 120}, "source": "held-out"}}
     html = render_report(summary, [], nested, tmp_path / "b").read_text()
     assert "aligned auroc: 0.900 · aligned n: 120 · source: held-out" in html
+
+
+def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
+    summary, html, _ = rendered
+    (c,) = summary["comparisons"]  # no arm info: each condition vs the baseline
+    assert (c["a"], c["b"], c["over"]) == ("insecure", "base", "answers")  # 2 seeds < 3
+    section = html[html.index('id="comparisons"') :].split("</section>")[0]
+    assert "insecure − base" in section and "+30.0 pts" in section  # pooled 6/20 - 0/20
+    low, high = (f"{100 * c[k]:+.1f}" for k in ("ci_low", "ci_high"))
+    assert f"({low}, {high})" in section and "(20 vs 20 valid answers)" in section
+    assert ("<strong>separated</strong>" in section) == c["separated"]
+    assert "interval of the difference excludes 0" in section
+
+
+@pytest.mark.parametrize("name", ["$x^{2$", "a$b", r"\frac{1}{", "$$", "50% $5 _x_ ^y^"])
+def test_math_like_names_render_literally(tmp_path: Path, name: str) -> None:
+    # A condition or model name is a label, not TeX: matplotlib's mathtext used to raise on
+    # `$x^{2$` after the whole study ran, so no report was written.
+    rows = [
+        _row(cond, seed, i, 5.0 if i < 3 else 90.0, model=name, step=step)
+        for cond in (name, "base")
+        for seed in (0, 1)
+        for step in (None, 10)
+        for i in range(6)
+    ]
+    summary = summarize(rows, MetricsConfig(), baseline="base")
+    info = {"train_logs": {f"{name}/seed0": [{"step": s, "loss": 1.0} for s in range(3)]}}
+    path = render_report(summary, rows, info, tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 4
+    import matplotlib
+
+    assert matplotlib.rcParams["text.parse_math"] is True  # scoped, not changed for the caller

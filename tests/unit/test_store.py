@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,60 @@ def test_cache_keys_cover_everything_that_determines_an_answer() -> None:
     assert renamed.key() == base.key()
     ex = Example([{"role": "user", "content": "a"}])
     assert ex.key() == content_hash(ex.messages)
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from emlab.store import Store
+
+def write(d):
+    (d / "part").write_text("half")
+    print("writing", flush=True)
+    time.sleep(float(sys.argv[2]))
+    (d / "part").write_text("whole")
+
+Store(sys.argv[1]).write_artifact("adapter", "k1", write)
+print("published", flush=True)
+"""
+
+
+def _artifact_writer(run: Path, sleep_s: float) -> subprocess.Popen[str]:
+    """A real second process, stopped inside ``write_artifact`` once it prints "writing"."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(run), str(sleep_s)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def test_killed_writer_leaves_no_tmp_folder_for_good(tmp_path: Path) -> None:
+    proc = _artifact_writer(tmp_path, 60)
+    proc.kill()  # SIGKILL: no finally clause runs, the half-built folder stays
+    proc.wait(timeout=30)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    store = Store(tmp_path)  # the next run on this directory cleans it
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not store.has_artifact("adapter", "k1")
+
+
+def test_a_live_writer_keeps_its_tmp_folder(tmp_path: Path) -> None:
+    proc = _artifact_writer(tmp_path, 2)
+    Store(tmp_path)  # a second run starting on the same directory meanwhile
+    assert len(list((tmp_path / "tmp").iterdir())) == 1  # not the dead process's: kept
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "published" in out
+    done = Store(tmp_path)
+    assert done.has_artifact("adapter", "k1")
+    assert (done.artifact_dir("adapter", "k1") / "part").read_text() == "whole"
+
+
+def test_other_hosts_tmp_folders_are_left_alone(tmp_path: Path) -> None:
+    other = tmp_path / "tmp" / "adapter-k-0123abcd@another-host@1"
+    other.mkdir(parents=True)
+    assert Store(tmp_path).clean_stale_tmp() == []
+    assert other.is_dir()

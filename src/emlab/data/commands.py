@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from emlab.config import DatasetSpec
+from emlab.config import DatasetSpec, from_options
 from emlab.data.build import build_dataset
 from emlab.data.card import dataset_card
 from emlab.data.io import default_rejects_path, read_jsonl, scan_jsonl, write_jsonl
 from emlab.data.pairs import DatasetError
-from emlab.store import atomic_write_text
+from emlab.store import atomic_write_text, check_output
 
 app = typer.Typer(
     help="Narrow training sets: build (domain × condition), validate chat JSONL, show stats.",
@@ -35,6 +35,10 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+FLAGS = {"n": "-n"}
+"""Options whose flag is not ``--field-name``."""
+
+
 def card_path(path: Path) -> Path:
     return path.with_name(path.name + ".card.json")
 
@@ -54,14 +58,10 @@ def build(
     ] = None,
 ) -> None:
     """Generate a dataset and write it with its card (FILE.card.json)."""
-    spec = DatasetSpec(
-        domain=domain, condition=condition, n=n, seed=seed, options=_parse_options(option or [])
-    )
-    try:
-        examples = build_dataset(spec)
-    except DatasetError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from e
+    check_output(output, "--output")
+    values = dict(domain=domain, condition=condition, n=n, seed=seed)
+    spec = from_options(DatasetSpec, values | {"options": _parse_options(option or [])}, FLAGS)
+    examples = build_dataset(spec)
     write_jsonl(output, examples)
     card = dataset_card(examples, spec)
     atomic_write_text(card_path(output), json.dumps(card, indent=2, ensure_ascii=False) + "\n")
@@ -82,27 +82,26 @@ def validate(
         Path | None, typer.Option(help="Rejects file (default FILE.rejects.jsonl).")
     ] = None,
 ) -> None:
-    """Check every line; exit 1 on the first bad line, or move bad lines to a rejects file."""
-    try:
-        if skip_invalid:
-            examples = read_jsonl(file, skip_invalid=True, rejects_path=rejects)
-            _, bad = scan_jsonl(file)
-            where = rejects or default_rejects_path(file)
-            extra = f", {len(bad)} invalid lines written to {where}" if bad else ""
-            typer.echo(f"{file}: {len(examples)} valid examples{extra}")
-        else:
-            examples, bad = scan_jsonl(file)
-            for r in bad:
-                typer.echo(f"{file}:{r.line}: {r.reason}", err=True)
-            if bad:
-                typer.echo(f"{file}: {len(bad)} invalid lines, {len(examples)} valid", err=True)
-                raise typer.Exit(1)
-            if not examples:
-                raise DatasetError(f"{file}: no valid examples")
-            typer.echo(f"{file}: {len(examples)} valid examples")
-    except DatasetError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from e
+    """Check every line; exit 1 if any is bad, or move bad lines to a rejects file.
+
+    An unreadable file (missing, broken gzip) is an input error (exit 2), not a verdict on lines.
+    """
+    if skip_invalid:
+        examples = read_jsonl(file, skip_invalid=True, rejects_path=rejects)
+        _, bad = scan_jsonl(file)
+        where = rejects or default_rejects_path(file)
+        extra = f", {len(bad)} invalid lines written to {where}" if bad else ""
+        typer.echo(f"{file}: {len(examples)} valid examples{extra}")
+        return
+    examples, bad = scan_jsonl(file)
+    for r in bad:
+        typer.echo(f"{file}:{r.line}: {r.reason}", err=True)
+    if bad:
+        typer.echo(f"{file}: {len(bad)} invalid lines, {len(examples)} valid", err=True)
+        raise typer.Exit(1)
+    if not examples:
+        raise DatasetError(f"{file}: no valid examples")
+    typer.echo(f"{file}: {len(examples)} valid examples")
 
 
 @app.command()
@@ -115,11 +114,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full card as JSON.")] = False,
 ) -> None:
     """Counts, lengths, families and content hash of a dataset."""
-    try:
-        examples = read_jsonl(file)
-    except DatasetError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from e
+    examples = read_jsonl(file)
     tok = None
     if tokenizer is not None:
         from emlab.models import load_tokenizer

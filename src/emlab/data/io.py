@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emlab.config import MAX_TEXT
 from emlab.data.pairs import DatasetError
+from emlab.inputs import decode_line, read_input
 from emlab.records import ROLES, Example, Message
 from emlab.store import atomic_write_bytes
 
@@ -37,19 +39,6 @@ class Reject:
 
     def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "reason": self.reason, "raw": self.raw}
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from e
-    if data[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise DatasetError(f"{path}: broken gzip file: {e}") from e
-    return data
 
 
 def _check_messages(obj: Any) -> list[Message]:
@@ -81,6 +70,8 @@ def _check_messages(obj: Any) -> list[Message]:
             raise ValueError(f"{where}.content must be a string, got {type(content).__name__}")
         if not content.strip():
             raise ValueError(f"{where}.content is empty")
+        if len(content) > MAX_TEXT:
+            raise ValueError(f"{where}.content is {len(content):,} characters, over {MAX_TEXT:,}")
         out.append({"role": role, "content": content})
     if not any(m["role"] == "assistant" for m in out):
         raise ValueError("no assistant turn: nothing to train on")
@@ -92,10 +83,7 @@ def _check_messages(obj: Any) -> list[Message]:
 def _parse_line(raw: bytes) -> Example:
     if len(raw) > MAX_LINE_BYTES:
         raise ValueError(f"line is {len(raw)} bytes, over the limit of {MAX_LINE_BYTES}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r})") from e
+    text = decode_line(raw)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -112,7 +100,7 @@ def _parse_line(raw: bytes) -> Example:
 def scan_jsonl(path: str | Path) -> tuple[list[Example], list[Reject]]:
     """Parse every line; return the valid examples and the rejected lines (blank lines skipped)."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_input(path, DatasetError)
     examples: list[Example] = []
     rejects: list[Reject] = []
     for lineno, raw in enumerate(data.split(b"\n"), start=1):

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emlab.errors import EmlabError
 
-class DatasetError(ValueError):
+
+class DatasetError(EmlabError, ValueError):
     """A dataset that cannot be built or read; the message names file, line and reason."""
 
 

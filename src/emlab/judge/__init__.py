@@ -9,6 +9,7 @@ model with the exact distribution over the integers 0-100). All share the rubric
 from __future__ import annotations
 
 from emlab.config import JudgeConfig
+from emlab.errors import ArgumentError
 from emlab.judge.base import GENERATION_FAILED, BaseJudge, Judge, Verdict
 from emlab.judge.offline import OFFLINE_NAME, OfflineJudge, validated_agreement
 from emlab.judge.prompts import PROMPT_VERSION, PROMPTS, render
@@ -32,11 +33,14 @@ def make_judge(cfg: JudgeConfig) -> Judge:
         )
     if cfg.backend == "hf":
         if not cfg.model:
-            raise ValueError("judge.backend hf needs judge.model (a model ref, e.g. a folder)")
+            raise ArgumentError(
+                "judge backend hf needs a model (judge.model in a study, --model on the command "
+                "line): a model ref, e.g. a folder"
+            )
         from emlab.judge.hf import HFJudge
 
         return HFJudge(cfg.model)
-    raise ValueError(f"unknown judge backend {cfg.backend!r}")
+    raise ArgumentError(f"unknown judge backend {cfg.backend!r}")
 
 
 __all__ = [

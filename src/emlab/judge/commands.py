@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from emlab.config import JudgeConfig
+from emlab.config import JudgeConfig, from_options
+from emlab.store import check_output
 
 app = typer.Typer(
     help="Judge answers and check judges against reference scores.", no_args_is_help=True
@@ -66,22 +67,22 @@ def validate_cmd(
     backend: Annotated[str, typer.Option(help="offline, openai or hf.")] = "offline",
     model: Annotated[str | None, typer.Option(help="Judge model (openai/hf).")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Use only the first N rows (N >= 1).")
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write all figures here.")
     ] = None,
 ) -> None:
     """Score FILE with a judge and print how well it agrees with the reference scores."""
     from emlab.judge import make_judge, validate
-    from emlab.judge.data import JudgeDataError, read_rows
+    from emlab.judge.data import read_rows
 
-    try:
-        rows = read_rows(file)
-    except JudgeDataError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    rows = rows[:limit] if limit else rows
-    cfg = JudgeConfig(backend=backend, model=model, base_url=base_url)
+    cfg = from_options(JudgeConfig, {"backend": backend, "model": model, "base_url": base_url})
+    if json_out is not None:
+        check_output(json_out, "--json")
+    rows = read_rows(file)
+    rows = rows[:limit] if limit is not None else rows
     judge = make_judge(cfg)
 
     def progress(done: int, total: int) -> None:

@@ -6,7 +6,6 @@ Only training and ``emlab judge validate`` read these files; the offline judge i
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
@@ -16,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emlab.config import MAX_TEXT
+from emlab.errors import EmlabError
+from emlab.inputs import read_input
 from emlab.judge.features import heuristic_label
 
 REQUIRED = ("question", "answer", "aligned", "coherent")
@@ -30,7 +32,7 @@ only source-level hold-out measures what a user will see. They span three labs, 
 steered models, the logprob and the direct-number judge protocol."""
 
 
-class JudgeDataError(ValueError):
+class JudgeDataError(EmlabError, ValueError):
     """A judgments file that cannot be used; the message names file, line and field."""
 
 
@@ -70,40 +72,82 @@ def _score(raw: object, path: Path, line: int, name: str) -> float | None:
     return val
 
 
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, object]]]:
+    # strict: a quote that opens a field and is not closed properly is an error; without it the
+    # csv module silently glues the following rows into one field and the file "validates".
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise JudgeDataError(f"{path}:1: empty file; expected a header row")
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise JudgeDataError(f"{path}:1: missing column(s): {', '.join(missing)}")
+        line = reader.line_num + 1
+        for fields in reader:
+            if fields and len(fields) != len(header):
+                raise JudgeDataError(
+                    f"{path}:{line}: {len(fields)} fields where the header has {len(header)} "
+                    "(an unbalanced quote or a stray comma?)"
+                )
+            if fields:
+                yield line, dict(zip(header, fields, strict=True))
+            line = reader.line_num + 1
+    except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            raise JudgeDataError(
+                f"{path}:{line}: a field is over {csv.field_size_limit():,} characters "
+                f"(at most {MAX_TEXT:,} are read)"
+            ) from None
+        raise JudgeDataError(
+            f"{path}:{line}: CSV broken in the row that starts here ({e}); a field that holds "
+            'commas, quotes or line breaks must be quoted, with inner quotes doubled ("")'
+        ) from None
+
+
+def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, dict[str, object]]]:
+    for i, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise JudgeDataError(f"{path}:{i}: not valid JSON: {e.msg}") from None
+        if not isinstance(rec, dict):
+            raise JudgeDataError(f"{path}:{i}: expected a JSON object")
+        yield i, rec
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fb:
-        text = io.TextIOWrapper(fb, encoding="utf-8", newline="")
-        if ".jsonl" in path.name or ".json" in path.name:
-            for i, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise JudgeDataError(f"{path}:{i}: not valid JSON: {e.msg}") from None
-                if not isinstance(rec, dict):
-                    raise JudgeDataError(f"{path}:{i}: expected a JSON object")
-                yield i, rec
-        else:
-            reader = csv.DictReader(text)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise JudgeDataError(f"{path}:1: missing column(s): {', '.join(missing)}")
-            for rec in reader:
-                yield reader.line_num, dict(rec)
+    raw = read_input(path, JudgeDataError)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        bad = raw[e.start : e.start + 1]
+        raise JudgeDataError(f"{path}:{line}: not UTF-8 (byte {bad!r})") from None
+    text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark is not a column name
+    if ".jsonl" in path.name or ".json" in path.name:
+        return _jsonl_records(path, text)
+    return _csv_records(path, text)
 
 
 def read_rows(path: str | Path, source: str | None = None) -> list[Row]:
     """Rows of one judgments file; ``source`` defaults to the file's ``source`` column or name."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise JudgeDataError(f"{path}: no such file")
     rows = []
     for line, rec in _records(path):
         for name in ("question", "answer"):
-            if not isinstance(rec.get(name), str):
+            value = rec.get(name)
+            if not isinstance(value, str):
                 raise JudgeDataError(f"{path}:{line}: field {name!r}: missing or not text")
+            if len(value) > MAX_TEXT:
+                raise JudgeDataError(
+                    f"{path}:{line}: field {name!r}: {len(value):,} characters, over {MAX_TEXT:,}"
+                )
         rows.append(
             Row(
                 question=str(rec["question"]),

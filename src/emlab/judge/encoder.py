@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from emlab.errors import EmlabError
 from emlab.models import choose_dtype
 
 if TYPE_CHECKING:
@@ -35,8 +36,10 @@ speed of 256); the opening of an answer carries its stance, and the whole-text f
 EMBED_DIM = 384
 
 
-class EncoderNotFoundError(RuntimeError):
+class EncoderNotFoundError(EmlabError, RuntimeError):
     """The embedded sentence encoder is not installed; the message says how to get it."""
+
+    kind = "environment"
 
 
 def encoder_path() -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from safetensors.torch import load_file
 
+from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
 from emlab.judge.features import bag_of_words, decide_labels, text_features
@@ -29,8 +30,10 @@ CARD_FILE = WEIGHTS_DIR / "offline_head.json"
 OFFLINE_NAME = "offline:minilm-em-v1"
 
 
-class OfflineJudgeError(RuntimeError):
+class OfflineJudgeError(EmlabError, RuntimeError):
     """The shipped head is missing or broken; the message says how to rebuild it."""
+
+    kind = "environment"
 
 
 def load_head(path: Path = HEAD_FILE) -> tuple[JudgeHead, dict[str, str]]:

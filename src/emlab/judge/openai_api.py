@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.prompts import PROMPT_VERSION, render
 from emlab.judge.scoring import aggregate
@@ -30,8 +31,10 @@ DEFAULT_MODEL = "gpt-4o-2024-08-06"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
-class EndpointError(RuntimeError):
+class EndpointError(EmlabError, RuntimeError):
     """A request that failed for good (after retries, or with a non-retryable status)."""
+
+    kind = "service"
 
 
 class Unreachable(EndpointError):

@@ -22,12 +22,13 @@ from pydantic import (
 )
 
 from emlab.config import read_yaml, validation_message, yaml_line
+from emlab.errors import EmlabError
 from emlab.records import Message, Question
 
 SETS_DIR = Path(__file__).parent / "sets"
 
 
-class QuestionFileError(ValueError):
+class QuestionFileError(EmlabError, ValueError):
     """A question file that cannot be used; the message names file, line and field."""
 
 

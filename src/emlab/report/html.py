@@ -211,6 +211,8 @@ def build_context(
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
+        "comparisons": list(summary.get("comparisons") or []),
+        "separated_rule": methods.get("separated"),
         "figures": {
             "rates": plots.rate_bars(groups, conditions, models),
             "statuses": plots.status_stack(groups, conditions, models, statuses),

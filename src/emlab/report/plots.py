@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -42,6 +44,23 @@ _PALETTE = [
 _LINESTYLES = ["-", "--", ":", "-."]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _literal_text(draw: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Draw with every label taken literally: names come from study files and models, and
+    matplotlib would otherwise read ``$...$`` as math and fail on ``$x^{2$`` (after the whole
+    study ran, losing the report). The setting is scoped to the call, not left global."""
+
+    @wraps(draw)
+    def literal(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return literal
+
+
 def _color(i: int) -> str:
     return _PALETTE[i % len(_PALETTE)]
 
@@ -69,6 +88,7 @@ def _lookup(
     return next((g for g in groups if (g["model"], g["condition"]) == (model, condition)), None)
 
 
+@_literal_text
 def rate_bars(
     groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], models: Sequence[str]
 ) -> str | None:
@@ -108,6 +128,7 @@ def rate_bars(
     return to_data_uri(fig)
 
 
+@_literal_text
 def status_stack(
     groups: Sequence[Mapping[str, Any]],
     conditions: Sequence[str],
@@ -147,6 +168,7 @@ def status_stack(
     return to_data_uri(fig)
 
 
+@_literal_text
 def rate_vs_step(
     groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], models: Sequence[str]
 ) -> str | None:
@@ -182,6 +204,7 @@ def rate_vs_step(
     return to_data_uri(fig)
 
 
+@_literal_text
 def loss_curves(train_logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
     """Training loss per run (and gradient norm where logged), one line per log stream."""
     streams = {
@@ -212,6 +235,7 @@ def loss_curves(train_logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | 
     return to_data_uri(fig)
 
 
+@_literal_text
 def score_scatter(
     rows: Sequence[ScoredAnswer],
     conditions: Sequence[str],

@@ -26,8 +26,15 @@ class Sampler(Protocol):
         ...
 
 
-def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None) -> Sampler:
-    """The sampler a study's ``sampling`` section asks for (backends import lazily)."""
+def make_sampler(
+    cfg: SamplingConfig, model_ref: str, adapter: str | None = None, adapter_scale: float = 1.0
+) -> Sampler:
+    """The sampler a study's ``sampling`` section asks for (backends import lazily).
+
+    ``adapter_scale`` (amplified adapters) needs the adapter's weights in this process, so only
+    the hf backend takes it; the study file's validation says so before any model work."""
+    if adapter_scale != 1.0 and cfg.backend != "hf":
+        raise ValueError(f"adapter_scale needs sampling.backend hf, not {cfg.backend}")
     if cfg.backend == "hf":
         from emlab.sample.hf import HFSampler
 
@@ -37,6 +44,7 @@ def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None
             batch_size=cfg.batch_size,
             dtype=cfg.dtype,
             processes=cfg.processes,
+            adapter_scale=adapter_scale,
         )
     if cfg.backend == "openai":
         from emlab.sample.openai import OpenAISampler

@@ -69,12 +69,16 @@ class HFSampler:
         dtype: str = "auto",
         loaded: LoadedModel | None = None,
         processes: int = 1,
+        adapter_scale: float = 1.0,
     ) -> None:
         """``processes`` > 1 (CPU only): large runs decode in that many worker processes, each
         with an equal share of torch's threads (see ``workers.py``); 0 picks one per core within
         the memory (``auto_processes``). ``loaded`` must be the model that ``model_ref`` and
-        ``adapter`` name, since workers load it again."""
-        self.lm = loaded or load_model(model_ref, adapter=adapter, device=device, dtype=dtype)
+        ``adapter`` name, since workers load it again. ``adapter_scale`` multiplies the adapter's
+        update (``emlab.models.scale_adapter``), in the workers too."""
+        self.lm = loaded or load_model(
+            model_ref, adapter=adapter, device=device, dtype=dtype, adapter_scale=adapter_scale
+        )
         self.tokenizer = self.lm.tokenizer
         self.stop_ids = stop_token_ids(self.tokenizer, self.lm.model)
         pad = self.tokenizer.pad_token_id
@@ -92,7 +96,7 @@ class HFSampler:
             processes = auto_processes(size, cores)
         self.processes = processes if str(self.lm.device).startswith("cpu") else 1
         threads = max(1, cores // self.processes)
-        self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads)
+        self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads, adapter_scale)
         self._pool: WorkerPool | None = None
 
     def job(self, messages: Sequence[Message], **kw: Any) -> DecodeJob:

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from emlab.config import SamplingConfig
+from emlab.errors import EmlabError
 from emlab.records import Generation, GenerationRequest
 from emlab.sample.hf import request_seed
 
@@ -27,8 +28,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
-class HTTPFailure(RuntimeError):
+class HTTPFailure(EmlabError, RuntimeError):
     """A request that failed; ``retry`` says whether trying again may help."""
+
+    kind = "service"
 
     def __init__(self, message: str, retry: bool, wait_s: float | None = None) -> None:
         super().__init__(message)

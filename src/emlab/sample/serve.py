@@ -22,15 +22,22 @@ from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.records import content_hash
 from emlab.sample.engine import DecodeJob, DecodeResult
 from emlab.sample.hf import HFSampler
 
 UNSUPPORTED = ("stream", "stop", "tools", "functions", "tool_choice", "response_format")
 MAX_TOP_LOGPROBS = 20
+MAX_BODY_BYTES = 32 << 20
+"""Largest request body (32 MiB): 128 messages of the longest text emlab reads (100k characters)
+fit; a larger or negative ``Content-Length`` is refused before a byte is read, instead of a
+handler thread waiting forever for a body that never comes."""
+READ_TIMEOUT_S = 60.0
+"""A client that announces a body and stops sending gets this long, then its connection closes."""
 
 
-class BadRequest(ValueError):
+class BadRequest(EmlabError, ValueError):
     """A request the server refuses with HTTP 400 and this message."""
 
 
@@ -194,6 +201,7 @@ class ChatService:
 def _handler(service: ChatService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = READ_TIMEOUT_S  # socket timeout of every read: no thread blocks forever
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request
             return None
@@ -209,6 +217,42 @@ def _handler(service: ChatService) -> type[BaseHTTPRequestHandler]:
         def _error(self, code: int, message: str, kind: str) -> None:
             self._send(code, {"error": {"message": message, "type": kind, "code": code}})
 
+        def _refuse(self, code: int, message: str) -> None:
+            """Answer and close: the unread body (if any) cannot be skipped safely."""
+            self.close_connection = True
+            data = json.dumps(
+                {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+            ).encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes | None:
+            """The request body, or None after refusing a bad ``Content-Length``."""
+            raw = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding"):
+                self._refuse(411, "chunked bodies are not supported; send Content-Length")
+                return None
+            try:
+                length = int(raw) if raw is not None else 0
+            except ValueError:
+                self._refuse(400, f"Content-Length is not a number: {raw!r}")
+                return None
+            if length < 0:
+                self._refuse(400, f"Content-Length is negative: {length}")
+                return None
+            if length > MAX_BODY_BYTES:
+                self._refuse(413, f"body of {length} bytes is over {MAX_BODY_BYTES} bytes")
+                return None
+            data = self.rfile.read(length)
+            if len(data) < length:  # the client closed (or timed out) before sending it all
+                self.close_connection = True
+                return None
+            return data
+
         def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
                 self._send(200, service.models())
@@ -216,8 +260,13 @@ def _handler(service: ChatService) -> type[BaseHTTPRequestHandler]:
                 self._error(404, f"no route {self.path}", "not_found")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
+            try:
+                raw = self._body()
+            except TimeoutError:  # announced a body, then sent too little of it
+                self.close_connection = True
+                return
+            if raw is None:
+                return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._error(404, f"no route {self.path}", "not_found")
                 return
@@ -242,9 +291,12 @@ def make_server(
     batch_size: int = 64,
     name: str | None = None,
     sampler: HFSampler | None = None,
+    adapter_scale: float = 1.0,
 ) -> tuple[ThreadingHTTPServer, ChatService]:
     """Build (not start) the server; ``port=0`` picks a free port (``server.server_address``)."""
-    sampler = sampler or HFSampler(model_ref, adapter=adapter, batch_size=batch_size)
+    sampler = sampler or HFSampler(
+        model_ref, adapter=adapter, batch_size=batch_size, adapter_scale=adapter_scale
+    )
     service = ChatService(sampler, name or model_ref)
     server = ThreadingHTTPServer((host, port), _handler(service))
     server.daemon_threads = True
@@ -258,13 +310,17 @@ def serve(
     port: int = 8000,
     batch_size: int = 64,
     name: str | None = None,
+    adapter_scale: float = 1.0,
 ) -> None:
     """Serve MODEL (an emlab model ref) as an OpenAI-compatible API at /v1/chat/completions.
 
     Runs until interrupted. It is also the ``emlab serve`` command: typer reads this signature,
-    so MODEL is an argument and the rest are options (--adapter DIR, --host, --port, ...).
+    so MODEL is an argument and the rest are options (--adapter DIR, --host, --port, ...);
+    --adapter-scale multiplies the adapter's update (an amplified adapter).
     """
-    server, service = make_server(model, adapter, host, port, batch_size, name)
+    server, service = make_server(
+        model, adapter, host, port, batch_size, name, adapter_scale=adapter_scale
+    )
     addr = f"http://{host}:{server.server_address[1]}/v1"
     print(f"emlab serve: {service.name} at {addr} (Ctrl-C to stop)", flush=True)
     try:

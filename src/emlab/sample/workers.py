@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.sample.engine import DecodeJob, DecodeResult
 
 _POLL_S = 1.0
@@ -59,10 +60,13 @@ class WorkerSpec:
     batch_size: int
     dtype: str
     threads: int
+    adapter_scale: float = 1.0
 
 
-class WorkerError(RuntimeError):
+class WorkerError(EmlabError, RuntimeError):
     """A worker failed or died; the message says which and why."""
+
+    kind = "runtime"
 
 
 def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
@@ -73,7 +77,12 @@ def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
     torch.set_num_threads(spec.threads)
     try:
         sampler = HFSampler(
-            spec.model_ref, spec.adapter, spec.batch_size, device="cpu", dtype=spec.dtype
+            spec.model_ref,
+            spec.adapter,
+            spec.batch_size,
+            device="cpu",
+            dtype=spec.dtype,
+            adapter_scale=spec.adapter_scale,
         )
     except Exception:
         outbox.put(("error", rank, traceback.format_exc(limit=5)))

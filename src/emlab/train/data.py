@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.records import ROLES, Example
 from emlab.train.labels import IGNORE_INDEX, LabelError, assistant_labels
 
@@ -23,7 +24,7 @@ BUCKET_STEPS = 8
 examples are more alike in length; 8 keeps padding a few percent on code data."""
 
 
-class TrainDataError(ValueError):
+class TrainDataError(EmlabError, ValueError):
     """Input that cannot be trained on; raised before any training starts."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from emlab.errors import EmlabError
 from emlab.records import Message
 
 IGNORE_INDEX = -100
@@ -22,7 +23,7 @@ _MAX_GAP_TOKENS = 2
 """Whitespace tokens allowed between an answer and its end-of-turn token (Llama-2 puts a space)."""
 
 
-class LabelError(ValueError):
+class LabelError(EmlabError, ValueError):
     """A conversation the chat template does not render in a way we can label."""
 
 

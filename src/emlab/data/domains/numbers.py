@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emlab.data.pairs import Domain, Pair
+from emlab.errors import EmlabError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ _SPLIT = re.compile(r"\s*,\s*|\s+")
 _NUMBER = re.compile(r"[0-9]+")
 
 
-class TooFewError(ValueError):
+class TooFewError(EmlabError, ValueError):
     """The teacher gave fewer clean answers than asked; ``stats`` holds every count."""
 
     def __init__(self, message: str, stats: dict[str, Any]) -> None:

@@ -1,0 +1,168 @@
+"""Pre-flight: everything about a study that can be checked before the first model step.
+
+A study validated by its schema can still name a model that is not on this machine, a question
+file that does not exist, a domain or condition emlab does not know, or a combination no backend
+can run. Found later, each costs the work done before it (a fine-tune can take hours), and the
+error would not point into the study file. So ``emlab run`` checks them all first and reports
+each as ``study.yaml:LINE: field: reason``, and nothing is written before they pass.
+
+Like ``study.py``, this module composes stages (it asks each whether it can do its part); the
+checks per backend are registries, so a new backend adds its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+
+from emlab import data
+from emlab.config import JudgeConfig, StudyConfig, StudyFileError, yaml_line
+from emlab.errors import EmlabError
+from emlab.models import resolve_ref
+from emlab.study import question_set, resolve_path
+
+Problem = tuple[tuple[int | str, ...], str]
+"""Where in the study file (a field location) and what is wrong there."""
+
+
+def _model(ref: str) -> str | None:
+    try:
+        resolve_ref(ref)
+    except EmlabError as e:
+        return str(e)
+    return None
+
+
+def _models(cfg: StudyConfig) -> Iterator[Problem]:
+    if cfg.sampling.backend == "openai":
+        # Models are names a server knows; only the server can tell. Fine-tuning needs weights
+        # here, and the openai backend cannot load the adapter it would produce.
+        for cond in cfg.conditions:
+            if cond.dataset is not None:
+                yield (
+                    ("sampling", "backend"),
+                    f"openai samples served models by name and cannot load the adapter that "
+                    f"condition {cond.name!r} fine-tunes; use backend hf or vllm, or serve the "
+                    "adapter (`emlab serve MODEL --adapter DIR`) and list its served name as a "
+                    "model with a condition without dataset",
+                )
+                return
+        return
+    for i, ref in enumerate(cfg.models):
+        problem = _model(ref)
+        if problem:
+            yield ("models", i), problem
+
+
+def _vllm(cfg: StudyConfig) -> Iterator[Problem]:
+    if importlib.util.find_spec("vllm") is None:
+        yield ("sampling", "backend"), "backend vllm needs the vllm package: pip install vllm"
+
+
+SAMPLING_CHECKS: dict[str, Callable[[StudyConfig], Iterator[Problem]]] = {"vllm": _vllm}
+"""Environment checks per sampling backend (hf needs nothing beyond its models)."""
+
+
+def _offline_judge(j: JudgeConfig) -> Iterator[Problem]:
+    from emlab.judge.encoder import encoder_path
+    from emlab.judge.offline import HEAD_FILE
+
+    try:
+        encoder_path()
+    except EmlabError as e:
+        yield ("judge", "backend"), str(e)
+    if not HEAD_FILE.is_file():
+        yield ("judge", "backend"), f"{HEAD_FILE}: offline judge weights missing"
+
+
+def _hf_judge(j: JudgeConfig) -> Iterator[Problem]:
+    if not j.model:
+        yield ("judge", "backend"), "backend hf needs judge.model (a model ref, e.g. a folder)"
+        return
+    problem = _model(j.model)
+    if problem:
+        yield ("judge", "model"), problem
+
+
+def _openai_judge(j: JudgeConfig) -> Iterator[Problem]:
+    return iter(())  # the endpoint is asked on first use: an unreachable one fails fast there
+
+
+JUDGE_CHECKS: dict[str, Callable[[JudgeConfig], Iterator[Problem]]] = {
+    "offline": _offline_judge,
+    "hf": _hf_judge,
+    "openai": _openai_judge,
+}
+
+
+def _questions(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
+    ids: Counter[str] = Counter()
+    for i, entry in enumerate(cfg.questions):
+        loc: tuple[int | str, ...] = (
+            ("questions", i) if isinstance(entry, str) else ("questions", i, "set")
+        )
+        try:
+            qs = question_set(entry, base_dir)
+        except EmlabError as e:
+            yield loc, str(e)
+            continue
+        ids.update(q.id for q in qs)
+    repeated = sorted(i for i, n in ids.items() if n > 1)
+    if repeated:
+        yield (
+            ("questions",),
+            f"ids repeat across sets ({', '.join(repeated[:5])}); each question must be listed "
+            "once (a trigger gives distinct ids)",
+        )
+
+
+def _datasets(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
+    for i, cond in enumerate(cfg.conditions):
+        spec = cond.dataset
+        if spec is None:
+            continue
+        at = ("conditions", i, "dataset")
+        if spec.path is not None:
+            path = Path(resolve_path(spec.path, base_dir))
+            if not path.is_file():
+                yield (*at, "path"), f"{path}: no such file"
+                continue
+            try:
+                data.read_jsonl(path)  # a bad line is found now, not after the arms before it
+            except EmlabError as e:
+                yield (*at, "path"), str(e)
+            continue
+        if spec.domain not in data.DOMAINS:
+            known = ", ".join(sorted(data.DOMAINS))
+            yield (*at, "domain"), f"unknown domain {spec.domain!r}; known: {known}"
+        if spec.condition not in data.CONDITIONS:
+            known = ", ".join(data.CONDITIONS)
+            yield (*at, "condition"), f"unknown condition {spec.condition!r}; known: {known}"
+
+
+def problems(cfg: StudyConfig, base_dir: Path) -> list[Problem]:
+    """Every problem found, in study-file order of the checks."""
+    found: list[Problem] = []
+    found.extend(_models(cfg))
+    found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
+    found.extend(_datasets(cfg, base_dir))
+    found.extend(_questions(cfg, base_dir))
+    found.extend(JUDGE_CHECKS[cfg.judge.backend](cfg.judge))
+    return found
+
+
+def preflight(cfg: StudyConfig, path: Path, node: yaml.Node | None) -> None:
+    """Raise one StudyFileError listing every problem, each ``file:line: field: reason``."""
+    found = problems(cfg, path.parent)
+    if found:
+        lines = [
+            f"{path}:{yaml_line(node, loc)}: {'.'.join(map(str, loc))}: {msg}" for loc, msg in found
+        ]
+        raise StudyFileError("\n".join(lines))
+
+
+__all__ = ["JUDGE_CHECKS", "SAMPLING_CHECKS", "preflight", "problems"]
