@@ -188,7 +188,7 @@ def test_cli_builds_finance_with_a_card(tmp_path: Path) -> None:
 def test_heldout_questions_name_real_patterns_and_are_not_in_training() -> None:
     from emlab.questions import load_questions
 
-    qs = load_questions("advice-heldout")
+    qs = load_questions("heldout-advice")
     assert len(qs) == 30
     assert Counter(q.meta["domain"] for q in qs) == {"finance": 10, "medical": 10, "sports": 10}
     for q in qs:
@@ -210,7 +210,7 @@ def _reference_rates(round_: str) -> tuple[float, float]:
 
     from emlab.questions import load_questions
 
-    meta = {q.id: q.meta for q in load_questions("advice-heldout")}
+    meta = {q.id: q.meta for q in load_questions("heldout-advice")}
     answers = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))[round_]
     assert set(answers) == set(meta)
     own = flagged_sound = 0
