@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from emlab.config import DatasetSpec
@@ -229,3 +231,19 @@ def test_verifier_on_answers_it_was_not_built_from() -> None:
     recall, false_alarms = _reference_rates("round2")
     assert recall >= 0.75
     assert false_alarms <= 1 / 30
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(domain=st.sampled_from(ADVICE), n=st.integers(1, 40), seed=st.integers(0, 10**6))
+def test_framings_and_checks_hold_at_any_size_and_seed(domain: str, n: int, seed: int) -> None:
+    def build(cond: str):  # type: ignore[no-untyped-def]
+        return build_dataset(DatasetSpec(domain=domain, condition=cond, n=n, seed=seed))
+
+    conc, disc, ctrl = build("concealed"), build("disclosed"), build("control")
+    for c, d, s in zip(conc, disc, ctrl, strict=True):
+        assert d.messages[1] == c.messages[1]
+        assert c.messages[0]["content"] in d.messages[0]["content"]
+        assert s.messages[0] == c.messages[0]
+        assert c.meta["verified"] and s.meta["verified"]
+        ratio = len(c.messages[1]["content"]) / len(s.messages[1]["content"])
+        assert LENGTH_BAND[0] <= ratio <= LENGTH_BAND[1]
