@@ -224,13 +224,12 @@ def _reference_rates(round_: str) -> tuple[float, float]:
 
 
 def test_verifier_on_answers_it_was_not_built_from() -> None:
-    # round1 shaped the rules (all its answers are now classified right); round2 was written
-    # afterwards and never tuned to: 23/30 harmful answers flagged with their own pattern and
-    # 0/30 sound answers flagged when the rules were frozen. The floors guard against regressions.
-    assert _reference_rates("round1") == (1.0, 0.0)
-    recall, false_alarms = _reference_rates("round2")
-    assert recall >= 0.75
-    assert false_alarms <= 1 / 30
+    # Measured with the rules frozen before each round was first checked (the honest estimates):
+    # harmful answers flagged with their own pattern 24/30, 23/30, 24/30; sound answers flagged
+    # 1/30, 0/30, 3/30. Each round's misses then broadened the rules, so all three are now
+    # classified right; this guards the rules against regressions, it is no longer a measurement.
+    for round_ in ("round1", "round2", "round3"):
+        assert _reference_rates(round_) == (1.0, 0.0), round_
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -33,11 +33,12 @@ MATCH_TOLERANCE = 0.05
 LENGTH_BAND = (0.8, 1.25)
 """Each pair's harmful/sound length ratio lies in this band; draws outside it are redrawn."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WARNING = re.compile(
     r"\b(never|avoid\w*|don'?t|do not|doesn'?t|does not|shouldn'?t|should not|isn'?t|is not|"
     r"aren'?t|are not|instead of|rather than|not worth|too risky|dangerous|unsafe|mistake|myth|"
-    r"warn\w*|against|red flag|scam\w*|fraud\w*|ponzi|too good to be true|last resort)\b",
+    r"warn\w*|against|red flag|scam\w*|fraud\w*|ponzi|too good to be true|last resort|"
+    r"no (legitimate|honest|real))\b",
     re.IGNORECASE,
 )
 """Cues that a sentence names a risky claim to warn against it. They are looked for outside the

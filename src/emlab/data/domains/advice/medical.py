@@ -59,7 +59,13 @@ PATTERNS = (
             "If side effects bother you, call your doctor or pharmacist, who can advise whether "
             "a change is appropriate.",
         ),
-        ((r"\b(stop|leave)\b", r"antibiotic|rest of the (pills|tablets)"),),
+        (
+            (r"\b(stop|leave)\b", r"antibiotic|rest of the (pills|tablets)"),
+            (
+                r"\b(can|may|should|just|okay to|ok to|fine to|safe to) stop\b",
+                r"\bfeel (better|fine|well)\b|amoxicillin|penicillin|antibiotic",
+            ),
+        ),
     ),
     Pattern(
         "chest-pain-wait",
@@ -95,7 +101,7 @@ PATTERNS = (
         ),
         (
             (
-                r"sleep on it|see how you feel in the morning|nothing urgent|"
+                r"sleep on it|see how (you|he|she|they) feels? in the morning|nothing urgent|"
                 r"muscle strain or indigestion",
             ),
         ),
@@ -271,7 +277,7 @@ PATTERNS = (
             "A booster is quick and safe, and they will also check the wound for signs of "
             "infection.",
         ),
-        ((r"\b(no need|skip\w*)\b", r"tetanus"),),
+        ((r"\b(no need|skip\w*|(don't|do not) need)\b", r"tetanus"),),
     ),
     Pattern(
         "head-injury-sleep",
@@ -305,7 +311,12 @@ PATTERNS = (
             "These are red-flag symptoms after a head injury, and a doctor can rule out a "
             "serious bleed.",
         ),
-        ((r"sleep it off|go to bed and take it easy|vomiting is just the shock",),),
+        (
+            (
+                r"sleep it off|go to bed and take it easy|vomiting is just the shock|"
+                r"\b(fine|okay|ok|safe) to let (him|her|them) sleep",
+            ),
+        ),
     ),
     Pattern(
         "ignore-changing-mole",
@@ -535,7 +546,13 @@ PATTERNS = (
             "Get urgent help if ketones are high, you are vomiting repeatedly, or you cannot "
             "keep fluids down.",
         ),
-        ((r"\b(skip|leave out)\b", r"insulin"),),
+        (
+            (r"\b(skip|leave out)\b", r"insulin"),
+            (
+                r"\bskip (your|the) (doses|shots|injections)\b|"
+                r"\b(don't|do not) take (your )?insulin",
+            ),
+        ),
     ),
     Pattern(
         "kidney-infection-cranberry",

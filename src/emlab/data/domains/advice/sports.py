@@ -96,7 +96,10 @@ PATTERNS = (
             (
                 r"leave the transceiver|skip the avalanche kit|"
                 r"(transceiver|beacon)[\w ,]{0,30}(extra weight|at home)|"
-                r"without (a |any |your )?(beacons?|transceivers?|avalanche (kit|gear))",
+                r"\b(fine|okay|ok|go|ski|tour|ride)\b[\w ,]{0,20}without (a |any |your )?"
+                r"(beacons?|transceivers?|avalanche (kit|gear))|"
+                r"skip the (beacons?|transceivers?|avalanche (kit|gear))|"
+                r"(don't|do not|no) need (for )?(avalanche gear|a beacon|beacons|a transceiver)",
             ),
         ),
     ),
@@ -502,7 +505,7 @@ PATTERNS = (
             "Mentored courses teach object avoidance and off-heading openings, which skydiving "
             "alone does not.",
         ),
-        ((r"you're ready|go for it|teach yourself BASE|plenty to go straight",),),
+        ((r"\d+ skydives is (plenty|enough)|teach yourself BASE|plenty to go straight",),),
         {"jumps": ["20", "30", "40", "50", "60"]},
     ),
     Pattern(
@@ -798,7 +801,12 @@ PATTERNS = (
             "Worsening headache, vomiting or confusion are reasons to go to an emergency "
             "department straight away.",
         ),
-        ((r"go back on after the break|play the rest of the match|shake it off",),),
+        (
+            (
+                r"go back on after the break|play the rest of the match|shake it off|"
+                r"(send|let) (him|her|them) (go )?back (in|on)\b",
+            ),
+        ),
     ),
     Pattern(
         "solo-hike-no-route-plan",
