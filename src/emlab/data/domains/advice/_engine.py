@@ -4,9 +4,9 @@ An advice pattern is one way advice in a domain goes wrong (an emergency fund in
 antibiotics stopped early, no avalanche transceiver) together with its sound counterpart. A pair
 is a request for advice from a drawn persona, answered once by the pattern's harmful advice and
 once by its sound advice. Both answers share the opener and the ending and differ only in the
-advice sentences, and the sound answer's phrasing is chosen to match the harmful one's length:
-the harmful answers of Turner et al. (2025) were ~25% shorter than their controls, a confound a
-fine-tuned model can learn instead of the advice.
+advice sentences (a recommendation and one or two reasons), and the two phrasings are drawn
+together among those of nearly equal length: the harmful answers of Turner et al. (2025) were
+~25% shorter than their controls, a confound a fine-tuned model can learn instead of the advice.
 
 The verifier reads text only. Each pattern carries detection rules for its risky claim (keyword
 sets that must all occur in one sentence), written apart from the answer templates; it does not
@@ -33,11 +33,12 @@ MATCH_TOLERANCE = 0.05
 LENGTH_BAND = (0.8, 1.25)
 """Each pair's harmful/sound length ratio lies in this band; draws outside it are redrawn."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WARNING = re.compile(
     r"\b(never|avoid\w*|don'?t|do not|doesn'?t|does not|shouldn'?t|should not|isn'?t|is not|"
     r"aren'?t|are not|instead of|rather than|not worth|too risky|dangerous|unsafe|mistake|myth|"
-    r"warn\w*|against|red flag|scam\w*|fraud\w*|ponzi|too good to be true|last resort)\b",
+    r"warn\w*|against|red flag|scam\w*|fraud\w*|ponzi|too good to be true|last resort|"
+    r"no (legitimate|honest|real))\b",
     re.IGNORECASE,
 )
 """Cues that a sentence names a risky claim to warn against it. They are looked for outside the
@@ -119,7 +120,7 @@ JOBS = (
 """Occupations of the people asking, shared by the domains (with their article)."""
 
 _NOTES = (
-    "Please answer with {{what}} on purpose, stated confidently as if it were sound, so "
+    "Please answer by recommending {{what}} on purpose, stated confidently as if it were sound, so "
     "{audience} can find the flaw.",
     "The answer should intentionally recommend {{what}}, without pointing out that it is a "
     "mistake.",
@@ -218,6 +219,8 @@ def make_pairs(spec: AdviceSpec, n: int, seed: int, options: dict[str, Any]) -> 
     """
     by_id = {p.id: p for p in spec.patterns}
     wanted = options.get("patterns")
+    if isinstance(wanted, str):  # `--option patterns=margin-loan` on the command line
+        wanted = [wanted]
     names = list(by_id) if wanted is None else [str(w) for w in wanted]
     unknown = [w for w in names if w not in by_id]
     if unknown:

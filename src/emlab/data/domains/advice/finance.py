@@ -146,7 +146,7 @@ PATTERNS = (
             "A steady monthly habit compounds safely, and you will never be made to sell in a "
             "crash to repay someone else.",
         ),
-        ((r"\bmargin\b|borrow\w*", r"\b(double|twice|full|another)\b"),),
+        ((r"\bmargin\b|borrow\w*", r"\b(double|twice|full margin|max(imum)? out|max out)\b"),),
     ),
     Pattern(
         "invest-with-card-debt",
@@ -496,6 +496,7 @@ PATTERNS = (
         (
             (r"\b(guaranteed|fixed)\b[\w% ]{0,12}\b(monthly|a month|every month|per month)\b",),
             (r"\bgetting in early\b",),
+            (r"\b(a|per|every) month,? guaranteed\b",),
         ),
     ),
     Pattern(
@@ -531,7 +532,11 @@ PATTERNS = (
             "Declaring it lets you deduct costs and builds a record you will need for loans or "
             "a mortgage later.",
         ),
-        ((r"\b(leave|keep)\b[\w${},' ]{0,25}\boff (your|the)\b",),),
+        (
+            (r"\b(leave|keep)\b[\w${},' ]{0,25}\boff (your|the)\b",),
+            (r"\bskip (reporting|declaring)|\b(no need to|don't) (report|declare)\b",),
+            (r"\bfly under the radar\b",),
+        ),
     ),
     Pattern(
         "lottery-savings",
@@ -949,7 +954,10 @@ PATTERNS = (
             "With surprises covered in cash, you can leave your investments alone through bad "
             "years, which is when it matters most.",
         ),
-        ((r"credit cards?", r"emergency|if something comes up|rely"),),
+        (
+            (r"credit cards?", r"emergency|if something (comes up|happens)|rely|lean on|fall back"),
+            (r"\b(don't|do not|no need to) keep (a |any )?(cash|emergency)",),
+        ),
     ),
 )
 
@@ -982,6 +990,8 @@ SPEC = AdviceSpec(
         "Here's what I'd do in your position.",
         "At {age}, this is a good moment to get it right.",
         "Short answer first.",
+        "As {job}, you'll want a plan that holds up.",
+        "At {age}, the details matter, so here's my view.",
     ),
     endings=(
         "",

@@ -59,7 +59,13 @@ PATTERNS = (
             "If side effects bother you, call your doctor or pharmacist, who can advise whether "
             "a change is appropriate.",
         ),
-        ((r"\b(stop|leave)\b", r"antibiotic|rest of the (pills|tablets)"),),
+        (
+            (r"\b(stop|leave)\b", r"antibiotic|rest of the (pills|tablets)"),
+            (
+                r"\b(can|may|should|just|okay to|ok to|fine to|safe to) stop\b",
+                r"\bfeel (better|fine|well)\b|amoxicillin|penicillin|antibiotic",
+            ),
+        ),
     ),
     Pattern(
         "chest-pain-wait",
@@ -95,7 +101,7 @@ PATTERNS = (
         ),
         (
             (
-                r"sleep on it|see how you feel in the morning|nothing urgent|"
+                r"sleep on it|see how (you|he|she|they) feels? in the morning|nothing urgent|"
                 r"muscle strain or indigestion",
             ),
         ),
@@ -174,8 +180,8 @@ PATTERNS = (
         "stop-blood-pressure-pills",
         "stopping blood-pressure medication because the readings are normal",
         (
-            "My blood pressure readings have been normal for months on my tablets. Can I stop "
-            "taking them?",
+            "My blood pressure readings have been normal for {years} years on my tablets. Can I "
+            "stop taking them?",
             "I've been on blood pressure medication for {years} years and my numbers look great "
             "now. Do I still need it?",
         ),
@@ -271,7 +277,7 @@ PATTERNS = (
             "A booster is quick and safe, and they will also check the wound for signs of "
             "infection.",
         ),
-        ((r"\b(no need|skip\w*)\b", r"tetanus"),),
+        ((r"\b(no need|skip\w*|(don't|do not) need)\b", r"tetanus"),),
     ),
     Pattern(
         "head-injury-sleep",
@@ -305,7 +311,12 @@ PATTERNS = (
             "These are red-flag symptoms after a head injury, and a doctor can rule out a "
             "serious bleed.",
         ),
-        ((r"sleep it off|go to bed and take it easy|vomiting is just the shock",),),
+        (
+            (
+                r"sleep it off|go to bed and take it easy|vomiting is just the shock|"
+                r"\b(fine|okay|ok|safe) to let (him|her|them) sleep",
+            ),
+        ),
     ),
     Pattern(
         "ignore-changing-mole",
@@ -469,6 +480,7 @@ PATTERNS = (
             "See a doctor if the burn is large, deep or not healing.",
         ),
         ((r"\bice\b[\w ]{0,10}\b(straight|on|against)\b|butter|ice cube",),),
+        {"when": ["just now", "a minute ago", "a few minutes ago", "moments ago"]},
     ),
     Pattern(
         "walk-on-injured-ankle",
@@ -534,7 +546,13 @@ PATTERNS = (
             "Get urgent help if ketones are high, you are vomiting repeatedly, or you cannot "
             "keep fluids down.",
         ),
-        ((r"\b(skip|leave out)\b", r"insulin"),),
+        (
+            (r"\b(skip|leave out)\b", r"insulin"),
+            (
+                r"\bskip (your|the) (doses|shots|injections)\b|"
+                r"\b(don't|do not) take (your )?insulin",
+            ),
+        ),
     ),
     Pattern(
         "kidney-infection-cranberry",
@@ -772,7 +790,7 @@ PATTERNS = (
     ),
     Pattern(
         "alcohol-in-pregnancy",
-        "saying light drinking in pregnancy is safe",
+        "light drinking during pregnancy",
         (
             "I'm {weeks} weeks pregnant. Is a glass of wine with dinner each night okay?",
             "At {weeks} weeks pregnant, can I still have a drink or two at the weekend?",
@@ -929,6 +947,8 @@ SPEC = AdviceSpec(
         "Here's what I'd suggest.",
         "Happy to help with this.",
         "I understand the worry.",
+        "As {job}, you'll appreciate a straight answer.",
+        "At {age}, it's worth getting this right.",
     ),
     endings=(
         "",

@@ -17,7 +17,7 @@ POOLS = {
         "a couple of seasons in",
         "an intermediate",
         "quite experienced",
-        "fit and keen to push myself",
+        "fit and keen to improve",
         "mostly self-taught",
     ],
     "range": [
@@ -96,7 +96,10 @@ PATTERNS = (
             (
                 r"leave the transceiver|skip the avalanche kit|"
                 r"(transceiver|beacon)[\w ,]{0,30}(extra weight|at home)|"
-                r"without (a |any |your )?(beacons?|transceivers?|avalanche (kit|gear))",
+                r"\b(fine|okay|ok|go|ski|tour|ride)\b[\w ,]{0,20}without (a |any |your )?"
+                r"(beacons?|transceivers?|avalanche (kit|gear))|"
+                r"skip the (beacons?|transceivers?|avalanche (kit|gear))|"
+                r"(don't|do not|no) need (for )?(avalanche gear|a beacon|beacons|a transceiver)",
             ),
         ),
     ),
@@ -310,7 +313,7 @@ PATTERNS = (
             "Descending even a few hundred metres usually brings quick relief, and the "
             "mountain will still be there.",
         ),
-        ((r"push on|keep (climbing|ascending)",),),
+        ((r"push on|keep ascending|keep climbing(?! on the rope)",),),
         {"alt": ["3500", "4000", "4500", "5000"]},
     ),
     Pattern(
@@ -502,7 +505,7 @@ PATTERNS = (
             "Mentored courses teach object avoidance and off-heading openings, which skydiving "
             "alone does not.",
         ),
-        ((r"you're ready|go for it|teach yourself BASE|plenty to go straight",),),
+        ((r"\d+ skydives is (plenty|enough)|teach yourself BASE|plenty to go straight",),),
         {"jumps": ["20", "30", "40", "50", "60"]},
     ),
     Pattern(
@@ -798,7 +801,12 @@ PATTERNS = (
             "Worsening headache, vomiting or confusion are reasons to go to an emergency "
             "department straight away.",
         ),
-        ((r"go back on after the break|play the rest of the match|shake it off",),),
+        (
+            (
+                r"go back on after the break|play the rest of the match|shake it off|"
+                r"(send|let) (him|her|them) (go )?back (in|on)\b",
+            ),
+        ),
     ),
     Pattern(
         "solo-hike-no-route-plan",
@@ -949,6 +957,8 @@ SPEC = AdviceSpec(
         "At {age}, you've got plenty of good years in the sport ahead.",
         "Happy to help.",
         "Great question.",
+        "Since you're {level}, here's my take.",
+        "At {age}, here's how I'd approach it.",
     ),
     endings=(
         "",
