@@ -487,6 +487,8 @@ def _comparisons(
             # what each side's interval rests on: seeds with valid answers, and valid answers
             entry["n_seeds"] = [sum(p["rate"] is not None for p in g["per_seed"]) for g in (ga, gb)]
             entry["n_valid"] = [ga["n_valid"], gb["n_valid"]]
+            # an amplified adapter can leave 1 valid answer of 192: the reader must see that
+            entry["n_total"] = [ga["n_total"], gb["n_total"]]
             if d is None:  # a side without valid answers: nothing can be said
                 entry.update(delta=None, ci_low=None, ci_high=None, method=None, over=None)
                 entry["separated"] = None

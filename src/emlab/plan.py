@@ -143,7 +143,8 @@ class StudyPlan:
             out += [
                 f"  run time ~ {_duration(r.train_seconds + r.sample_seconds)} (estimate: tokens "
                 f"x FLOPs per token / {r.flop_rate / 1e9:.0f} GFLOP/s, a {r.dtype} matmul "
-                "measured now; judging and model loads not included)",
+                "measured now; the whole study, cached work included; judging and model loads "
+                "left out)",
                 f"    train {_count(r.adapters, 'adapter')}, {r.train_tokens:,} tokens "
                 f"~ {_duration(r.train_seconds)}; sample {r.answers:,} answers, <= "
                 f"{r.sample_tokens:,} tokens ~ {_duration(r.sample_seconds)}; {params} parameters",

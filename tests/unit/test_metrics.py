@@ -471,6 +471,7 @@ def test_comparisons_go_over_seeds_only_from_three_seeds() -> None:
     )
     (c,) = s["comparisons"]
     assert (c["over"], c["n_seeds"], c["n_valid"]) == ("answers", [2, 3], [20, 30])
+    assert c["n_total"] == [21, 30]  # the incoherent answer counts in A's total
 
 
 def test_comparisons_without_arm_info_are_each_condition_vs_baseline() -> None:

@@ -187,6 +187,7 @@ def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
     assert f"({low}, {high})" in section and "(20 vs 20 valid answers)" in section
     assert ("<strong>separated</strong>" in section) == c["separated"]
     assert "interval of the difference excludes 0" in section
+    assert ">20/30, 20/30</td>" in section  # valid / all answers of A and B, 2 seeds each
 
 
 @pytest.mark.parametrize("name", ["$x^{2$", "a$b", r"\frac{1}{", "$$", "50% $5 _x_ ^y^"])
