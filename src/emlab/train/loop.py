@@ -43,8 +43,10 @@ from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
+    StateError,
     TrainState,
     capture_rng,
+    check_fits,
     load_latest_state,
     publish_dir,
     restore_rng,
@@ -303,6 +305,12 @@ def _train(
     # the first process reads the state and hands it to the others: all resume from the same
     # step even if they do not share work_dir's disk
     state = load_latest_state(work_dir, fingerprint) if main else None
+    if state is not None:
+        try:
+            check_fits(state, params)
+        except StateError as e:
+            _log.warning("training state does not fit the model (%s); starting from scratch", e)
+            state = None
     state = distributed.broadcast_from_main(state, launch, device)
     if state is not None:
         with torch.no_grad():
