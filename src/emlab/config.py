@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+RETRY_AFTER_HELP = (
+    "Longest wait (seconds) honoured from a server's Retry-After header (openai backend); longer "
+    "asks are cut to this, and unusable values (negative, nan, inf, garbage) fall back to "
+    "exponential backoff."
+)
+
+
 class _Strict(BaseModel):
     """Unknown keys are errors: a typo in a study file must not silently fall back to a default."""
 
@@ -144,6 +151,17 @@ class SamplingConfig(_Strict):
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
     concurrency: int = Field(8, ge=1, description="Requests in flight (openai backend).")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts (openai backend).")
+    timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds the openai backend waits for a reply (to connect, and between "
+        "bytes of it) before the try counts as failed and is retried.",
+    )
+    max_retry_after: float = Field(
+        60.0,
+        ge=0,
+        description=RETRY_AFTER_HELP,
+    )
 
 
 class JudgeConfig(_Strict):
@@ -162,6 +180,11 @@ class JudgeConfig(_Strict):
     concurrency: int = Field(8, ge=1, description="Requests in flight (openai backend).")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts.")
     timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    max_retry_after: float = Field(
+        60.0,
+        ge=0,
+        description=RETRY_AFTER_HELP,
+    )
 
 
 class MetricsConfig(_Strict):
