@@ -29,10 +29,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, questions, report, sample, train
+from emlab import data, judge, metrics, models, questions, report, sample, train
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
+    MetricsConfig,
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
@@ -89,6 +90,9 @@ class StudyResult:
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     """Work actually done in this run (0 everywhere on a cached re-run)."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Answers of this run that failed: ``generation`` (not generated), ``judge`` (generated but
+    not judged), ``total`` and ``answers`` (all answers). A re-run retries exactly these."""
 
 
 class Study:
@@ -312,20 +316,29 @@ class Study:
                     self.counts["judged"] += len(out)
                     bar.update(len(out))
             bar.close()
-            failed = sum(1 for g in todo if not g.error and cached[keys[g.key]].get("error"))
-            if failed:  # a warning, shown even without progress output
-                print(
-                    f"{failed} answers could not be judged (counted as judge errors); "
-                    "their samples are cached: re-run to retry the judge",
-                    file=sys.stderr,
-                )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
     # -- the whole chain ----------------------------------------------------------------------
+    def check_context(self) -> None:
+        """Refuse a ``max_new_tokens`` that no prompt can fit in a local model's context: every
+        sample would fail, after the training that precedes sampling."""
+        s = self.cfg.sampling
+        if s.backend == "openai":  # a served model: its context is the server's business
+            return
+        for ref in self.cfg.models:
+            n = models.context_length(ref)
+            if n is not None and s.max_new_tokens >= n:
+                raise StudyFileError(
+                    f"sampling.max_new_tokens: {s.max_new_tokens} does not fit the context of "
+                    f"{ref} ({n} positions, the prompt included); use at most {n - 1} minus "
+                    "the longest prompt"
+                )
+
     def run(self) -> StudyResult:
         t_start = time.perf_counter()
         self.write_manifest()
         qs = self.load_questions()
+        self.check_context()
         with self._timed("prepare"):
             arms = self.arms()
         judge_ = judge.make_judge(self.cfg.judge)
@@ -337,18 +350,28 @@ class Study:
             judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
             verdicts = self.judge_all(judge_, judged)
             rows.extend(self.scored(arm, reqs, gens, verdicts))
+        failures = count_failures(rows, self.cfg.metrics)
+        if failures["total"]:  # shown even without progress output
+            print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
-            return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
+            return StudyResult(
+                self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
+            )
         with self._timed("report"):
             summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
+            summary["failures"] = failures
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
+            if failures["total"]:
+                info["notes"].insert(0, failure_line(failures))
             self.timings["total"] = time.perf_counter() - t_start
             info["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
             path = report.render_report(summary, rows, info, self.run_dir)
         self._say(f"report: {path}")
-        return StudyResult(self.run_dir, path, summary, dict(self.timings), dict(self.counts))
+        return StudyResult(
+            self.run_dir, path, summary, dict(self.timings), dict(self.counts), failures
+        )
 
     def baseline(self) -> str | None:
         bases = [c.name for c in self.cfg.conditions if c.dataset is None]
@@ -434,6 +457,27 @@ class Study:
             "train_logs": logs,
             "notes": [DEMO_NOTE],
         }
+
+
+def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
+    """Answers that failed to be generated, or were generated but not judged, counted as the
+    report's exclusion table counts them (``metrics.classify``), so the two always agree."""
+    status = Counter(
+        ("generation_error" if r.error else "ok")
+        if r.measure == "bandit"
+        else metrics.classify(r, cfg)
+        for r in rows
+    )
+    f = {"generation": status["generation_error"], "judge": status["judge_error"]}
+    return {**f, "total": f["generation"] + f["judge"], "answers": len(rows)}
+
+
+def failure_line(f: dict[str, int]) -> str:
+    return (
+        f"{f['total']} of {f['answers']} answers failed ({f['generation']} not generated, "
+        f"{f['judge']} not judged); they are excluded from the rates, and a re-run of the study "
+        "retries exactly these"
+    )
 
 
 def is_code_task(q: Question) -> bool:

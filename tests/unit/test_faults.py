@@ -7,8 +7,10 @@ real socket server on 127.0.0.1 (``faultserver.py``), not a mock.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from faultserver import FAULTS, MARKER, FaultServer
@@ -189,3 +191,94 @@ def test_backoff_and_cap() -> None:
     for attempt in range(9):
         d = p.delay(attempt, None)
         assert 0.5 * min(8.0, 2**attempt) <= d <= min(8.0, 2**attempt)
+
+
+QUESTIONS = {
+    "plain-1": "plain",
+    "plain-2": "plain too",
+    "s500": "[[S:500]]",
+    "snull": "[[S:null]]",
+    "sdrop": "[[S:drop*1]]",  # fails once, then answers: not a failure of the run
+    "jnonumber": "[[J:nonumber]]",
+    "j429": "[[J:429]]",
+    "joverflow": "[[J:overflow]]",
+}
+
+
+def write_study(tmp_path: Path, url: str) -> Path:
+    qs = "\n".join(f"  - {{id: {i}, prompt: 'question {m}'}}" for i, m in QUESTIONS.items())
+    (tmp_path / "qs.yaml").write_text(f"name: faults\nquestions:\n{qs}\n")
+    net = f"base_url: '{url}', max_retries: 1, timeout: {TIMEOUT}"
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: faults\nmodels: [served]\nconditions: [{name: base}]\nquestions: [qs.yaml]\n"
+        f"sampling: {{backend: openai, samples_per_question: 1, {net}, max_retry_after: {CAP}}}\n"
+        f"judge: {{backend: openai, model: m, {net}, max_retry_after: {CAP}}}\n"
+    )
+    return study
+
+
+def test_run_exits_3_with_the_exact_count_and_a_rerun_retries_only_failures(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from emlab.cli import EXIT_FAILURES, app
+
+    study, run_dir = write_study(tmp_path, server.url), tmp_path / "run"
+    args = ["run", str(study), "--run-dir", str(run_dir), "--quiet"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == EXIT_FAILURES, first.output
+    line = "5 of 8 answers failed (2 not generated, 3 not judged)"
+    assert first.output.count(line) == 1
+    assert line in (run_dir / "report.html").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failures"] == {"generation": 2, "judge": 3, "total": 5, "answers": 8}
+    rows = {r["question_id"]: r for r in map(json.loads, (run_dir / "results.jsonl").open())}
+    failed = {q for q, r in rows.items() if r["error"]}
+    assert failed == {"s500", "snull", "jnonumber", "j429", "joverflow"}
+    assert "no text content" in rows["snull"]["error"]
+    assert rows["plain-1"]["aligned"] == pytest.approx(87.0)
+
+    # --allow-failures: same run, same count, exit 0 (everything is cached; nothing is asked)
+    before = len(server.log)
+    server.healed = True
+    allowed = CliRunner().invoke(app, [*args, "--allow-failures"])
+    assert allowed.exit_code == 0, allowed.output
+    # ... except the failures, which every run retries: now healed, they succeed
+    retried = {(mode, MARKER.search(p).group(0)) for _, mode, p in server.log[before:]}  # type: ignore[union-attr]
+    assert retried == {
+        ("S", "[[S:500]]"), ("S", "[[S:null]]"),
+        ("J", "[[S:500]]"), ("J", "[[S:null]]"),  # judged once generated
+        ("J", "[[J:nonumber]]"), ("J", "[[J:429]]"), ("J", "[[J:overflow]]"),
+    }  # fmt: skip
+    assert len(server.log) - before == 2 + 5 * 2  # two samples; five answers x two rubrics
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "failed" not in again.output
+    assert len(server.log) - before == 12  # nothing left to retry
+
+
+def test_max_new_tokens_beyond_the_context_is_refused_before_any_work(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    from emlab.config import StudyConfig, StudyFileError
+    from emlab.study import Study
+
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "ctx",
+            "models": [tiny_model],
+            "conditions": [
+                {"name": "base"},
+                {"name": "c", "dataset": {"domain": "code", "condition": "concealed", "n": 4}},
+            ],
+            "sampling": {"max_new_tokens": 1024},  # the tiny model has 1024 positions
+        }
+    )
+    with pytest.raises(StudyFileError) as e:
+        Study(cfg, run_dir=tmp_path / "run", progress=False).run()
+    assert str(e.value).startswith("sampling.max_new_tokens: 1024 does not fit")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "artifacts").exists()  # no dataset built, nothing trained
+    ok = cfg.model_copy(update={"sampling": cfg.sampling.model_copy(update={"max_new_tokens": 8})})
+    Study(ok, run_dir=tmp_path / "run2", progress=False).check_context()  # fits: no error

@@ -149,6 +149,14 @@ def weights_dir(ref: str) -> Path:
     return Path(src.path)
 
 
+def context_length(ref: str) -> int | None:
+    """The model's context in positions (prompt + answer), or None when its config says none."""
+    from transformers import AutoConfig
+
+    n = getattr(AutoConfig.from_pretrained(str(weights_dir(ref))), "max_position_embeddings", None)
+    return int(n) if n else None
+
+
 def load_tokenizer(ref: str) -> Any:
     from transformers import AutoTokenizer
 

@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from emlab.config import TrainConfig
-from emlab.models import choose_device, choose_dtype, load_tokenizer
-from emlab.models.loading import weights_dir
+from emlab.models import choose_device, choose_dtype, context_length, load_tokenizer
 from emlab.records import Example, content_hash
 from emlab.train import distributed
 from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
@@ -246,12 +245,7 @@ def finetune(
         dtype, autocast_dtype = torch.float32, None
 
     tokenizer = load_tokenizer(base_ref)
-    from transformers import AutoConfig
-
-    context = getattr(
-        AutoConfig.from_pretrained(str(weights_dir(base_ref))), "max_position_embeddings", None
-    )
-    data = tokenize_examples(tokenizer, examples, cfg.max_seq_len, context)
+    data = tokenize_examples(tokenizer, examples, cfg.max_seq_len, context_length(base_ref))
     distributed.check_split(launch, cfg.batch_size, cfg.micro_batch_size, len(data))
     n_steps = total_steps(len(data), cfg.batch_size, cfg.epochs, cfg.max_steps)
     plan = run_plan(
