@@ -255,6 +255,16 @@ class StudyConfig(_Strict):
     run_dir: str | None = Field(
         None, description="Where results go; default runs/<name> under the current folder."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for the whole run (training, local sampling, the offline "
+        "judge). Results depend on it in their last bits (it splits sums), so it is fixed per "
+        "run, recorded in environment.json and part of the adapter's key; it never follows the "
+        "machine's load. Default: $EMLAB_THREADS, else every core this process may "
+        "use. Set it to reproduce a run on another machine; on a box shared with other jobs, "
+        "fewer threads than cores is often much faster.",
+    )
 
     @model_validator(mode="after")
     def _steps_have_snapshots(self) -> StudyConfig:

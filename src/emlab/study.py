@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from emlab import data, judge, metrics, models, questions, report, sample, train
@@ -124,6 +125,8 @@ class Study:
         self.run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
         self.progress = progress
         self.store = Store(self.run_dir)
+        # one thread count for the whole run, never the load (see StudyConfig.threads)
+        self.threads = cfg.threads or train.choose_threads()
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
 
@@ -189,7 +192,15 @@ class Study:
         assert cond.dataset is not None
         ds_key, examples = self.dataset(cond.dataset)
         train_cfg = self.cfg.train.model_dump(exclude={"preset"})
-        key = content_hash({"base": model, "dataset": ds_key, "train": train_cfg, "seed": seed})
+        key = content_hash(
+            {
+                "base": model,
+                "dataset": ds_key,
+                "train": train_cfg,
+                "seed": seed,
+                "threads": self.threads,
+            }
+        )
         if not self.store.has_artifact("adapter", key):
             self._say(f"fine-tuning {model} on {cond.name} (seed {seed}, {len(examples)} examples)")
             stream = f"train/{key}"
@@ -207,6 +218,7 @@ class Study:
                     work_dir=self.store.work_dir("adapter", key),
                     log=log,
                     progress=self.progress,
+                    threads=self.threads,
                 )
                 atomic_write_text(
                     d / "emlab.json",
@@ -217,6 +229,7 @@ class Study:
                             "dataset": ds_key,
                             "seed": seed,
                             "train": train_cfg,
+                            "threads": self.threads,
                         },
                         indent=2,
                     ),
@@ -262,6 +275,9 @@ class Study:
     def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
         s = self.cfg.sampling
         params = SamplingParams(s.temperature, s.top_p, s.max_new_tokens)
+        # The thread count is not part of the sample key: the key is also the sample's seed, so
+        # a different count would redraw every answer instead of rarely flipping one (see
+        # write_manifest, which warns when a run directory changes its thread count).
         return [
             GenerationRequest(arm.model_key, q, params, arm.seed, i)
             for q in qs
@@ -336,6 +352,7 @@ class Study:
 
     def run(self) -> StudyResult:
         t_start = time.perf_counter()
+        torch.set_num_threads(self.threads)
         self.write_manifest()
         qs = self.load_questions()
         self.check_context()
@@ -426,7 +443,20 @@ class Study:
             self.run_dir / "config.resolved.json",
             json.dumps(self.cfg.model_dump(), indent=2, default=str),
         )
-        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment(), indent=2))
+        env_path = self.run_dir / "environment.json"
+        try:
+            before = json.loads(env_path.read_text()).get("threads")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        if before is not None and before != self.threads:
+            print(
+                f"emlab: warning: {self.run_dir} was computed with threads={before}, this run "
+                f"uses {self.threads}: adapters are keyed by it (retrained), cached samples and "
+                f"judgments are reused; set threads: {before} to reproduce the earlier bytes",
+                file=sys.stderr,
+            )
+        env = {**environment(), "threads": self.threads}
+        atomic_write_text(env_path, json.dumps(env, indent=2))
 
     def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
