@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from emlab.config import load_study
 from emlab.study import Study
@@ -57,16 +58,24 @@ def adapters(run_dir: Path) -> dict[str, bytes]:
     }
 
 
-def test_same_study_same_bytes_even_under_load(tmp_path: Path, tiny_model: str) -> None:
+def test_same_study_same_bytes_even_under_load(
+    tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EMLAB_THREADS", raising=False)
     a = run(tmp_path, tiny_model, "a")
     b = run(tmp_path, tiny_model, "b")
     busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(os.cpu_count() or 1)]
+    # the load average lags the busy loops by a minute: say it outright too
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
     try:
         c = run(tmp_path, tiny_model, "c")
     finally:
         for p in busy:
             p.kill()
             p.wait()
+    # the tiny model's sums are too small to split, so equal bytes alone would not show a
+    # load-dependent thread count: check the count training ran with as well
+    assert torch.get_num_threads() == choose_threads()
     results = [(d / "results.jsonl").read_bytes() for d in (a, b, c)]
     assert len(results[0].splitlines()) == 2 * 3 * 2  # arms x questions x samples
     assert results[0] == results[1] == results[2]

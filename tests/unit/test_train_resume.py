@@ -224,3 +224,25 @@ def test_crafted_state_with_a_matching_checksum_is_rejected(
     assert "malformed" in caplog.text or "does not fit" in caplog.text
     assert min(resumed) == 1  # from scratch, and the same run as an uninterrupted one
     assert_same_run(ref_losses, resumed)
+
+
+def test_pickled_model_or_adapter_weights_are_refused(tiny_model: str, tmp_path: Path) -> None:
+    """transformers and PEFT would torch.load a ``*.bin``; emlab refuses such folders first."""
+    import shutil
+
+    from emlab.models import ModelNotFoundError, load_model
+
+    marker = tmp_path / "pwned"
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / "model.safetensors").unlink()
+    (model / "pytorch_model.bin").write_bytes(_crafted_pickle(marker))
+    with pytest.raises(ModelNotFoundError, match="only pickled weights"):
+        load_model(str(model), device="cpu")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(_crafted_pickle(marker))
+    with pytest.raises(ModelNotFoundError, match="only pickled weights"):
+        load_model(tiny_model, adapter=adapter, device="cpu")
+    assert not marker.exists()
