@@ -317,8 +317,14 @@ class Study:
 
         def needed(g: Generation) -> bool:
             done = cached.get(keys[g.key])
-            # a judge failure is retried; a failed generation keeps its recorded verdict
-            return done is None or (bool(done.get("error")) and not g.error)
+            if done is None:
+                return True
+            # a judge failure is retried, and so is a verdict stored without a score or label by
+            # an older emlab (it counts as not judged); a failed generation keeps its verdict
+            no_score = done.get("aligned_label") is None and (
+                done.get("aligned") is None or done.get("coherent") is None
+            )
+            return (bool(done.get("error")) or no_score) and not g.error
 
         todo = [g for g in gens if needed(g)]
         if todo:

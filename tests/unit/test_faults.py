@@ -19,6 +19,7 @@ from emlab.httpclient import RetryPolicy, parse_retry_after
 from emlab.judge.openai_api import OpenAIJudge
 from emlab.records import Generation, GenerationRequest, Question, SamplingParams, content_hash
 from emlab.sample.openai import OpenAISampler
+from emlab.store import Store
 
 TIMEOUT = 0.5
 RETRIES = 2
@@ -256,6 +257,15 @@ def test_run_exits_3_with_the_exact_count_and_a_rerun_retries_only_failures(
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "failed" not in again.output
     assert len(server.log) - before == 12  # nothing left to retry
+
+    # a verdict that an older emlab stored without score or error counts as not judged: retried
+    store = Store(run_dir)
+    old = store.all("judgment")[0]
+    store.put("judgment", old["key"], {**old, "aligned": None, "coherent": None, "error": None})
+    n = len(server.log)
+    last = CliRunner().invoke(app, args)
+    assert last.exit_code == 0, last.output
+    assert len(server.log) - n == 2  # its two rubrics, nothing else
 
 
 def test_max_new_tokens_beyond_the_context_is_refused_before_any_work(
