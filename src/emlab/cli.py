@@ -24,7 +24,15 @@ app = typer.Typer(
 )
 
 
-@app.command()
+RUN_EPILOG = (
+    "Exit status: 0 when every answer was generated and judged; 2 on bad input (one line naming "
+    "file, line and field, before any model work); 3 when any answer failed to generate or to be "
+    "judged: the report is still written, one line gives the exact count, and a re-run retries "
+    "only those answers. --allow-failures turns 3 into 0."
+)
+
+
+@app.command(epilog=RUN_EPILOG)
 def run(
     study: Annotated[
         Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
@@ -48,13 +56,7 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes.
-
-    Exit status: 0 when every answer was generated and judged; 2 on bad input (one line naming
-    file, line and field, before any model work); 3 (EXIT_FAILURES) when any answer failed to
-    generate or to be judged: the report is still written, one line gives the exact count, and a
-    re-run retries only those answers. --allow-failures turns 3 into 0.
-    """
+    """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
 
     part = None

@@ -222,10 +222,13 @@ def write_study(tmp_path: Path, url: str) -> Path:
 def test_run_exits_3_with_the_exact_count_and_a_rerun_retries_only_failures(
     server: FaultServer, tmp_path: Path
 ) -> None:
+    import typer
     from typer.testing import CliRunner
 
     from emlab.cli import EXIT_FAILURES, app
 
+    run_help = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    assert "3 when any answer failed" in run_help.epilog and "--allow-failures" in run_help.epilog
     study, run_dir = write_study(tmp_path, server.url), tmp_path / "run"
     args = ["run", str(study), "--run-dir", str(run_dir), "--quiet"]
     first = CliRunner().invoke(app, args)
