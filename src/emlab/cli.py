@@ -15,6 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+EXIT_FAILURES = 3
+"""``emlab run``'s exit status when some answers failed to generate or to be judged."""
+
 app = typer.Typer(
     help="emlab: a laboratory for emergent misalignment.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -23,7 +26,15 @@ app = typer.Typer(
 )
 
 
-@app.command()
+RUN_EPILOG = (
+    "Exit status: 0 when every answer was generated and judged; 2 on bad input (one line naming "
+    "file, line and field, before any model work); 3 when any answer failed to generate or to be "
+    "judged: the report is still written, one line gives the exact count, and a re-run retries "
+    "only those answers. --allow-failures turns 3 into 0."
+)
+
+
+@app.command(epilog=RUN_EPILOG)
 def run(
     study: Annotated[
         Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
@@ -39,6 +50,13 @@ def run(
             "a final run without --shard writes the report."
         ),
     ] = None,
+    allow_failures: Annotated[
+        bool,
+        typer.Option(
+            help="Exit 0 even when some answers failed to generate or to be judged (the count "
+            "is still printed and in the report)."
+        ),
+    ] = False,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
@@ -53,6 +71,8 @@ def run(
         part = (int(index), int(count))
     result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
     typer.echo(str(result.report or result.run_dir))
+    if result.failures.get("total") and not allow_failures:
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()

@@ -46,6 +46,11 @@ PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 
 
 _M = TypeVar("_M", bound=BaseModel)
+RETRY_AFTER_HELP = (
+    "Longest wait (seconds) honoured from a server's Retry-After header (openai backend); longer "
+    "asks are cut to this, and unusable values (negative, nan, inf, garbage) fall back to "
+    "exponential backoff."
+)
 
 
 class _Strict(BaseModel):
@@ -205,6 +210,19 @@ class SamplingConfig(_Strict):
     max_retries: int = Field(
         5, ge=0, le=MAX_LIST, description="Retries on 429/5xx/timeouts (openai backend)."
     )
+    timeout: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="Seconds the openai backend waits for a reply (to connect, and between "
+        "bytes of it) before the try counts as failed and is retried.",
+    )
+    max_retry_after: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description=RETRY_AFTER_HELP,
+    )
 
 
 class JudgeConfig(_Strict):
@@ -225,6 +243,12 @@ class JudgeConfig(_Strict):
     )
     max_retries: int = Field(5, ge=0, le=MAX_LIST, description="Retries on 429/5xx/timeouts.")
     timeout: float = Field(60.0, gt=0, le=86_400, description="Seconds per request.")
+    max_retry_after: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description=RETRY_AFTER_HELP,
+    )
 
 
 class MetricsConfig(_Strict):
@@ -362,6 +386,17 @@ class StudyConfig(_Strict):
         "these factors, each its own arm (labelled e.g. `concealed×3`; 1 is the plain adapter, "
         "0 the base model). The adapter is trained once; amplifying it makes a weak effect "
         "measurable (x5 gave ~4x the rate in a rank-1 study). hf sampling backend only.",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="CPU threads for the whole run (training, local sampling, the offline "
+        "judge). Results depend on it in their last bits (it splits sums), so it is fixed per "
+        "run, recorded in environment.json and part of the adapter's key; it never follows the "
+        "machine's load. Default: $EMLAB_THREADS, else every core this process may "
+        "use. Set it to reproduce a run on another machine; on a box shared with other jobs, "
+        "fewer threads than cores is often much faster.",
     )
 
     @model_validator(mode="after")

@@ -27,13 +27,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, questions, report, sample, train
+from emlab import data, judge, metrics, models, questions, report, sample, train
 from emlab import plan as planning
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
+    MetricsConfig,
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
@@ -98,6 +100,9 @@ class StudyResult:
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     """Work actually done in this run (0 everywhere on a cached re-run)."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Answers of this run that failed: ``generation`` (not generated), ``judge`` (generated but
+    not judged), ``total`` and ``answers`` (all answers). A re-run retries exactly these."""
 
 
 class Study:
@@ -129,6 +134,8 @@ class Study:
         self.run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
         self.progress = progress
         self.store = Store(self.run_dir)
+        # one thread count for the whole run, never the load (see StudyConfig.threads)
+        self.threads = cfg.threads or train.choose_threads()
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
 
@@ -184,7 +191,15 @@ class Study:
         assert cond.dataset is not None
         ds_key, examples = self.dataset(cond.dataset)
         train_cfg = self.cfg.train.model_dump(exclude={"preset"})
-        key = content_hash({"base": model, "dataset": ds_key, "train": train_cfg, "seed": seed})
+        key = content_hash(
+            {
+                "base": model,
+                "dataset": ds_key,
+                "train": train_cfg,
+                "seed": seed,
+                "threads": self.threads,
+            }
+        )
         if not self.store.has_artifact("adapter", key):
             self._say(f"fine-tuning {model} on {cond.name} (seed {seed}, {len(examples)} examples)")
             stream = f"train/{key}"
@@ -202,6 +217,7 @@ class Study:
                     work_dir=self.store.work_dir("adapter", key),
                     log=log,
                     progress=self.progress,
+                    threads=self.threads,
                 )
                 atomic_write_text(
                     d / "emlab.json",
@@ -212,6 +228,7 @@ class Study:
                             "dataset": ds_key,
                             "seed": seed,
                             "train": train_cfg,
+                            "threads": self.threads,
                         },
                         indent=2,
                     ),
@@ -285,6 +302,9 @@ class Study:
     def requests(self, arm: Arm, qs: Sequence[Question]) -> list[GenerationRequest]:
         s = self.cfg.sampling
         params = SamplingParams(s.temperature, s.top_p, s.max_new_tokens)
+        # The thread count is not part of the sample key: the key is also the sample's seed, so
+        # a different count would redraw every answer instead of rarely flipping one (see
+        # write_manifest, which warns when a run directory changes its thread count).
         return [
             GenerationRequest(arm.model_key, q, params, arm.seed, i)
             for q in qs
@@ -325,8 +345,14 @@ class Study:
 
         def needed(g: Generation) -> bool:
             done = cached.get(keys[g.key])
-            # a judge failure is retried; a failed generation keeps its recorded verdict
-            return done is None or (bool(done.get("error")) and not g.error)
+            if done is None:
+                return True
+            # a judge failure is retried, and so is a verdict stored without a score or label by
+            # an older emlab (it counts as not judged); a failed generation keeps its verdict
+            no_score = done.get("aligned_label") is None and (
+                done.get("aligned") is None or done.get("coherent") is None
+            )
+            return (bool(done.get("error")) or no_score) and not g.error
 
         todo = [g for g in gens if needed(g)]
         if todo:
@@ -340,13 +366,6 @@ class Study:
                     self.counts["judged"] += len(out)
                     bar.update(len(out))
             bar.close()
-            failed = sum(1 for g in todo if not g.error and cached[keys[g.key]].get("error"))
-            if failed:  # a warning, shown even without progress output
-                print(
-                    f"{failed} answers could not be judged (counted as judge errors); "
-                    "their samples are cached: re-run to retry the judge",
-                    file=sys.stderr,
-                )
         return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
 
     def power_plan(self, runtime: bool = True) -> planning.StudyPlan:
@@ -417,10 +436,27 @@ class Study:
         )
 
     # -- the whole chain ----------------------------------------------------------------------
+    def check_context(self) -> None:
+        """Refuse a ``max_new_tokens`` that no prompt can fit in a local model's context: every
+        sample would fail, after the training that precedes sampling."""
+        s = self.cfg.sampling
+        if s.backend == "openai":  # a served model: its context is the server's business
+            return
+        for ref in self.cfg.models:
+            n = models.context_length(ref)
+            if n is not None and s.max_new_tokens >= n:
+                raise StudyFileError(
+                    f"sampling.max_new_tokens: {s.max_new_tokens} does not fit the context of "
+                    f"{ref} ({n} positions, the prompt included); use at most {n - 1} minus "
+                    "the longest prompt"
+                )
+
     def run(self) -> StudyResult:
         t_start = time.perf_counter()
+        torch.set_num_threads(self.threads)
         self.write_manifest()
         qs = self.load_questions()
+        self.check_context()
         if self.progress:  # before any model work: what this study can detect, and its cost
             plan = self.power_plan()
             atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
@@ -436,20 +472,30 @@ class Study:
             judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
             verdicts = self.judge_all(judge_, judged)
             rows.extend(self.scored(arm, reqs, gens, verdicts))
+        failures = count_failures(rows, self.cfg.metrics)
+        if failures["total"]:  # shown even without progress output
+            print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
-            return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
+            return StudyResult(
+                self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
+            )
         with self._timed("report"):
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
             )
+            summary["failures"] = failures
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
+            if failures["total"]:
+                info["notes"].insert(0, failure_line(failures))
             self.timings["total"] = time.perf_counter() - t_start
             info["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
             path = report.render_report(summary, rows, info, self.run_dir)
         self._say(f"report: {path}")
-        return StudyResult(self.run_dir, path, summary, dict(self.timings), dict(self.counts))
+        return StudyResult(
+            self.run_dir, path, summary, dict(self.timings), dict(self.counts), failures
+        )
 
     def baseline(self) -> str | None:
         bases = [c.name for c in self.cfg.conditions if c.dataset is None]
@@ -504,7 +550,20 @@ class Study:
             self.run_dir / "config.resolved.json",
             json.dumps(self.cfg.model_dump(), indent=2, default=str),
         )
-        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment(), indent=2))
+        env_path = self.run_dir / "environment.json"
+        try:
+            before = json.loads(env_path.read_text()).get("threads")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        if before is not None and before != self.threads:
+            print(
+                f"emlab: warning: {self.run_dir} was computed with threads={before}, this run "
+                f"uses {self.threads}: adapters are keyed by it (retrained), cached samples and "
+                f"judgments are reused; set threads: {before} to reproduce the earlier bytes",
+                file=sys.stderr,
+            )
+        env = {**environment(), "threads": self.threads}
+        atomic_write_text(env_path, json.dumps(env, indent=2))
 
     def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
@@ -567,6 +626,27 @@ def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]
     if spec.trigger:
         qs = questions.with_trigger(qs, spec.trigger)
     return qs
+
+
+def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
+    """Answers that failed to be generated, or were generated but not judged, counted as the
+    report's exclusion table counts them (``metrics.classify``), so the two always agree."""
+    status = Counter(
+        ("generation_error" if r.error else "ok")
+        if r.measure == "bandit"
+        else metrics.classify(r, cfg)
+        for r in rows
+    )
+    f = {"generation": status["generation_error"], "judge": status["judge_error"]}
+    return {**f, "total": f["generation"] + f["judge"], "answers": len(rows)}
+
+
+def failure_line(f: dict[str, int]) -> str:
+    return (
+        f"{f['total']} of {f['answers']} answers failed ({f['generation']} not generated, "
+        f"{f['judge']} not judged); they are excluded from the rates, and a re-run of the study "
+        "retries exactly these"
+    )
 
 
 def is_code_task(q: Question) -> bool:

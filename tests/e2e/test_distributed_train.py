@@ -127,8 +127,8 @@ def test_runs_killed_at_one_process_count_resume_at_another(
     assert proc.returncode != 0, proc.stderr[-4000:]
     assert logged_steps() == [3, 4, 5]
     assert not (cut / "out").exists()
-    states = sorted(p.name for p in (cut / "work" / "state").glob("*.pt"))
-    assert states == ["step-00000002.pt", "step-00000004.pt"]
+    states = sorted(p.name for p in (cut / "work" / "state").glob("*.safetensors"))
+    assert states == ["step-00000002.safetensors", "step-00000004.safetensors"]
     # ... and finished by one: the weights of the uninterrupted run
     drive(tiny_model, cut, None)
     assert logged_steps() == [5, 6, 7, 8]

@@ -135,9 +135,10 @@ def test_unreachable_judge_is_reported_once_and_keeps_the_samples(
     )
     out = _run_cli(study, tmp_path / "run")
     _, err = out.communicate(timeout=300)
-    assert out.returncode == 0, err.decode()[-2000:]
-    assert err.decode().count("unreachable") == 1
     n_q = len(Study(load_study(study), run_dir=tmp_path / "x").load_questions())
+    assert out.returncode == 3, err.decode()[-2000:]  # answers failed to be judged
+    assert err.decode().count("unreachable") == 1
+    assert err.decode().count(f"{n_q} of {n_q} answers failed (0 not generated, {n_q} not ") == 1
     assert n_rows(tmp_path / "run", "generation") == n_q  # the samples stay cached
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     group = summary["groups"][0]

@@ -20,7 +20,7 @@ from emlab.models.loading import cache_root
 
 
 def test_unknown_alias_lists_the_embedded_ones() -> None:
-    with pytest.raises(ModelNotFoundError, match="embedded aliases: .*smollm2-135m"):
+    with pytest.raises(ModelNotFoundError, match=r"embedded aliases: .*smollm2-135m"):
         resolve_ref("smollm-9000")
 
 

@@ -30,6 +30,7 @@ def make_judge(cfg: JudgeConfig) -> Judge:
             concurrency=cfg.concurrency,
             max_retries=cfg.max_retries,
             timeout=cfg.timeout,
+            max_retry_after=cfg.max_retry_after,
         )
     if cfg.backend == "hf":
         if not cfg.model:

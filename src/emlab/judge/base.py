@@ -14,6 +14,7 @@ from emlab.judge.prompts import PROMPT_VERSION
 from emlab.records import Generation, Judgment, content_hash
 
 GENERATION_FAILED = "generation failed"
+NO_SCORE = "judge gave no score (too little of its mass on a number and no CODE/REFUSAL label)"
 
 
 @runtime_checkable
@@ -72,6 +73,9 @@ class BaseJudge:
         out = []
         for i, g in enumerate(gens):
             v = verdicts.get(i, Verdict(None, None, error=GENERATION_FAILED))
+            if v.error is None and v.label is None and (v.aligned is None or v.coherent is None):
+                # stored without an error it would count as a judge failure but never be retried
+                v = Verdict(v.aligned, v.coherent, error=NO_SCORE)
             out.append(
                 Judgment(
                     key=self.key(g),

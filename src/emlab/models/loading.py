@@ -342,6 +342,25 @@ def _dequantised_dir(src: ModelSource, tie_to_head: bool = False) -> Path:
     return out
 
 
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(folder: Path, what: str) -> None:
+    """Refuse a folder whose weights exist only in a pickle-based format.
+
+    transformers and PEFT fall back to ``torch.load`` for ``*.bin`` weights; even with
+    ``weights_only`` that unpickles a user-placed file, which emlab never does."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickled:
+        raise ModelNotFoundError(
+            f"{folder}: {what} has only pickled weights ({', '.join(pickled[:3])}); emlab loads "
+            "safetensors only (nothing user-placed is unpickled): convert them, e.g. load and "
+            "save_pretrained(..., safe_serialization=True) in a trusted session"
+        )
+
+
 def weights_dir(ref: str) -> Path:
     """A folder transformers can load directly (GGUF refs are de-quantised and cached first)."""
     src = resolve_ref(ref)
@@ -350,7 +369,16 @@ def weights_dir(ref: str) -> Path:
         assemble_split(ref)
     if src.gguf_file:
         return _dequantised_dir(src, tie_to_head=spec is not None and spec.tie_to_head)
+    require_safetensors(Path(src.path), "the model")
     return Path(src.path)
+
+
+def context_length(ref: str) -> int | None:
+    """The model's context in positions (prompt + answer), or None when its config says none."""
+    from transformers import AutoConfig
+
+    n = getattr(AutoConfig.from_pretrained(str(weights_dir(ref))), "max_position_embeddings", None)
+    return int(n) if n else None
 
 
 def load_tokenizer(ref: str) -> Any:
@@ -425,10 +453,12 @@ def load_model(
     dev = choose_device(device)
     dt = choose_dtype(dev, dtype)
     path = weights_dir(ref)
-    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt, use_safetensors=True)
     tok = load_tokenizer(ref)
     if adapter is not None:
         from peft import PeftModel
+
+        require_safetensors(Path(adapter), "the adapter")
 
         model = PeftModel.from_pretrained(model, str(adapter))
         scale_adapter(model, adapter_scale)

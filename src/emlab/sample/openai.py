@@ -1,65 +1,43 @@
 """Sampling from any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, ``emlab serve``).
 
-Plain HTTP with the standard library (no client package needed), a bounded number of requests in
-flight (threads), and retries with exponential backoff on 429, 5xx, timeouts and dropped
-connections. A request that still fails becomes a Generation with ``error`` set: the study keeps
-every record and can retry just those later.
+HTTP through ``emlab.httpclient`` (httpx; the judge uses the same client), a bounded number of
+requests in flight (threads), retries with backoff on 429, 5xx, timeouts and dropped connections,
+``Retry-After`` honoured up to a cap. A request that still fails, or a reply without usable
+content (``content: null``, missing choices), becomes a Generation with ``error`` set, for that
+request alone: the study keeps every record and retries just those on a re-run.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import random
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from emlab.config import SamplingConfig
-from emlab.errors import EmlabError
+from emlab.httpclient import BadReply, JSONClient, RequestFailed, RetryPolicy
 from emlab.records import Generation, GenerationRequest
 from emlab.sample.hf import request_seed
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
-class HTTPFailure(EmlabError, RuntimeError):
-    """A request that failed; ``retry`` says whether trying again may help."""
+def read_choice(body: Any) -> tuple[str, int, str]:
+    """(answer, completion tokens, finish reason) of a chat-completions reply.
 
-    kind = "service"
-
-    def __init__(self, message: str, retry: bool, wait_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry, self.wait_s = retry, wait_s
-
-
-def post_json(url: str, payload: dict[str, Any], headers: dict[str, str], timeout: float) -> Any:
-    """POST JSON, return the decoded JSON body; raise HTTPFailure saying whether to retry."""
-    data = json.dumps(payload).encode("utf-8")
-    req = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json", **headers}, method="POST"
+    ``content: null`` (a refusal field, a tool call, a server bug) is not an empty answer: an
+    empty string would be judged and counted as a valid answer, so it is an error."""
+    choice = body["choices"][0]
+    content = choice["message"].get("content")
+    if not isinstance(content, str):
+        raise BadReply(f"reply has no text content (content: {json.dumps(content)})")
+    usage = body.get("usage") or {}
+    return (
+        content,
+        int(usage.get("completion_tokens") or 0),
+        str(choice.get("finish_reason") or "stop"),
     )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        body = e.read().decode("utf-8", "replace")[:500]
-        after = e.headers.get("Retry-After") if e.headers else None
-        try:
-            wait_s = float(after) if after else None
-        except ValueError:
-            wait_s = None
-        raise HTTPFailure(f"HTTP {e.code}: {body}", e.code in RETRY_STATUS, wait_s) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
-        reason = getattr(e, "reason", e)
-        raise HTTPFailure(f"{type(e).__name__}: {reason}", retry=True) from None
-    except json.JSONDecodeError as e:
-        raise HTTPFailure(f"response is not JSON: {e}", retry=True) from None
 
 
 class OpenAISampler:
@@ -75,14 +53,17 @@ class OpenAISampler:
         timeout: float = 120.0,
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
+        max_retry_after_s: float = 60.0,
     ) -> None:
         self.model = model
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.timeout = timeout
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.client = JSONClient(
+            base_url,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout=timeout,
+            policy=RetryPolicy(max_retries, backoff_s, max_backoff_s, max_retry_after_s),
+            connections=concurrency,
+        )
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emlab-openai")
 
     @classmethod
@@ -101,6 +82,8 @@ class OpenAISampler:
             api_key=os.environ.get(cfg.api_key_env),
             concurrency=cfg.concurrency,
             max_retries=cfg.max_retries,
+            timeout=cfg.timeout,
+            max_retry_after_s=cfg.max_retry_after,
         )
 
     def payload(self, req: GenerationRequest) -> dict[str, Any]:
@@ -115,27 +98,13 @@ class OpenAISampler:
         }
 
     def _call(self, req: GenerationRequest) -> Generation:
-        attempt = 0
-        while True:
-            try:
-                body = post_json(self.url, self.payload(req), self.headers, self.timeout)
-                choice = body["choices"][0]
-                content = choice["message"].get("content") or ""
-                usage = body.get("usage") or {}
-                return req.answered(
-                    content,
-                    int(usage.get("completion_tokens") or 0),
-                    str(choice.get("finish_reason") or "stop"),
-                )
-            except HTTPFailure as e:
-                if not e.retry or attempt >= self.max_retries:
-                    return req.failed(f"{e} (after {attempt + 1} attempts)")
-                # Exponential backoff with jitter, or the server's Retry-After when it says so.
-                delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-                time.sleep(e.wait_s if e.wait_s is not None else delay * (0.5 + random.random()))
-                attempt += 1
-            except (KeyError, IndexError, TypeError, ValueError) as e:
-                return req.failed(f"malformed response: {type(e).__name__}: {e}")
+        try:
+            answer, n_tokens, finish = self.client.post(
+                "chat/completions", self.payload(req), read_choice
+            )
+        except RequestFailed as e:
+            return req.failed(str(e))
+        return req.answered(answer, n_tokens, finish)
 
     def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
         """Yield Generations as responses arrive; at most ``concurrency`` requests in flight."""
@@ -155,3 +124,4 @@ class OpenAISampler:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()

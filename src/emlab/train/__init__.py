@@ -15,7 +15,7 @@ from emlab.train.data import TrainDataError
 from emlab.train.distributed import LaunchError
 from emlab.train.export import export_merged
 from emlab.train.labels import IGNORE_INDEX, assistant_labels
-from emlab.train.loop import TrainResult, finetune, lr_factor
+from emlab.train.loop import TrainResult, choose_threads, finetune, lr_factor
 
 __all__ = [
     "IGNORE_INDEX",
@@ -23,6 +23,7 @@ __all__ = [
     "TrainDataError",
     "TrainResult",
     "assistant_labels",
+    "choose_threads",
     "export_merged",
     "finetune",
     "lr_factor",

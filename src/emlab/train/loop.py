@@ -35,16 +35,17 @@ import torch
 import torch.nn.functional as F
 
 from emlab.config import TrainConfig
-from emlab.models import choose_device, choose_dtype, load_tokenizer
-from emlab.models.loading import weights_dir
+from emlab.models import choose_device, choose_dtype, context_length, load_tokenizer
 from emlab.records import Example, content_hash
 from emlab.train import distributed
 from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
+    StateError,
     TrainState,
     capture_rng,
+    check_fits,
     load_latest_state,
     publish_dir,
     restore_rng,
@@ -84,25 +85,38 @@ def lr_factor(cfg: TrainConfig, done: int, n_steps: int) -> float:
     return max(0.0, 1.0 - progress)
 
 
-def run_fingerprint(base_ref: str, examples: Sequence[Example], cfg: TrainConfig, seed: int) -> str:
-    """Identity of a run's inputs: a saved state is resumed only by the run that wrote it."""
-    return content_hash(
-        {
-            "base": base_ref,
-            "cfg": cfg.model_dump(mode="json", exclude={"save_every"}),
-            "seed": seed,
-            "data": [ex.key() for ex in examples],
-        }
-    )
+def run_fingerprint(
+    base_ref: str,
+    examples: Sequence[Example],
+    cfg: TrainConfig,
+    seed: int,
+    threads: int | None = None,
+) -> str:
+    """Identity of a run's inputs: a saved state is resumed only by the run that wrote it.
+
+    ``threads`` (CPU runs) belongs to it: a resumed half computed with another thread count
+    would match neither uninterrupted run."""
+    ident: dict[str, Any] = {
+        "base": base_ref,
+        "cfg": cfg.model_dump(mode="json", exclude={"save_every"}),
+        "seed": seed,
+        "data": [ex.key() for ex in examples],
+    }
+    if threads is not None:
+        ident["threads"] = threads
+    return content_hash(ident)
 
 
 def choose_threads(processes: int = 1) -> int:
-    """Intra-op threads for training: the cores we may use that other processes leave idle.
+    """Intra-op threads for training when none is given: ``EMLAB_THREADS``, else the cores this
+    process may use, shared evenly by ``processes`` training processes on this machine.
 
-    OpenMP threads meet at a barrier after every op; when another process holds one of our cores
-    the barrier waits a whole scheduler slice. Measured on a shared 2-core box (load 7): a small
-    matmul took 25 ms with 2 threads and 0.3 ms with 1. ``EMLAB_THREADS`` overrides.
-    ``processes`` training processes on this machine share the cores evenly.
+    Never the machine's load: the thread count changes how bf16/fp32 reductions are split, so a
+    load-dependent choice gave different adapters for the same inputs. (On a shared box, fewer
+    threads than cores can be much faster -- OpenMP threads meet at a barrier after every op and
+    wait a scheduler slice when another process holds a core; measured on a 2-core box at load 7,
+    a small matmul took 25 ms with 2 threads and 0.3 ms with 1 -- so set ``threads`` explicitly
+    there.) The count is part of the resume fingerprint and of the study's adapter key.
     """
     env = os.environ.get("EMLAB_THREADS")
     if env:
@@ -111,13 +125,7 @@ def choose_threads(processes: int = 1) -> int:
         avail = len(os.sched_getaffinity(0))
     except AttributeError:
         avail = os.cpu_count() or 1
-    if processes > 1:
-        return max(1, avail // processes)
-    try:
-        busy = int(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(avail, avail - busy + 1))
+    return max(1, avail // max(1, processes))
 
 
 def _collate(
@@ -215,8 +223,12 @@ def finetune(
     work_dir: Path,
     log: LogFn | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> TrainResult:
     """Fine-tune ``base_ref`` on ``examples``; resume from ``work_dir`` if a run was cut short.
+
+    ``threads``: torch intra-op threads per process on CPU (default ``choose_threads``); the
+    adapter's bytes depend on it, so a state saved under another count is not resumed.
 
     Writes the final adapter to ``out_dir`` (``adapter_config.json`` +
     ``adapter_model.safetensors``; with ``full_finetune`` a full model folder) and a snapshot
@@ -234,8 +246,10 @@ def finetune(
     cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     requested = "cpu" if distributed.accelerate_wants_cpu() else None
     device = distributed.device_for(launch, choose_device(requested), cuda_count)
+    cpu_threads = None
     if device == "cpu":
-        torch.set_num_threads(choose_threads(launch.local_world_size))
+        cpu_threads = threads or choose_threads(launch.local_world_size)
+        torch.set_num_threads(cpu_threads)
     dtype = choose_dtype(device, cfg.dtype)
     autocast_dtype: torch.dtype | None = dtype if dtype != torch.float32 else None
     if autocast_dtype == torch.float16:
@@ -244,18 +258,13 @@ def finetune(
         dtype, autocast_dtype = torch.float32, None
 
     tokenizer = load_tokenizer(base_ref)
-    from transformers import AutoConfig
-
-    context = getattr(
-        AutoConfig.from_pretrained(str(weights_dir(base_ref))), "max_position_embeddings", None
-    )
-    data = tokenize_examples(tokenizer, examples, cfg.max_seq_len, context)
+    data = tokenize_examples(tokenizer, examples, cfg.max_seq_len, context_length(base_ref))
     distributed.check_split(launch, cfg.batch_size, cfg.micro_batch_size, len(data))
     n_steps = total_steps(len(data), cfg.batch_size, cfg.epochs, cfg.max_steps)
     plan = run_plan(
         [len(t.input_ids) for t in data], cfg.batch_size, cfg.micro_batch_size, seed, n_steps
     )
-    fingerprint = run_fingerprint(base_ref, examples, cfg, seed)
+    fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads)
     created_group = distributed.init(launch, device)
     try:
         distributed.check_same_inputs(fingerprint, launch)
@@ -303,6 +312,12 @@ def _train(
     # the first process reads the state and hands it to the others: all resume from the same
     # step even if they do not share work_dir's disk
     state = load_latest_state(work_dir, fingerprint) if main else None
+    if state is not None:
+        try:
+            check_fits(state, params)
+        except StateError as e:
+            _log.warning("training state does not fit the model (%s); starting from scratch", e)
+            state = None
     state = distributed.broadcast_from_main(state, launch, device)
     if state is not None:
         with torch.no_grad():

@@ -90,7 +90,10 @@ def load_trainable(
 
     load_dtype = torch.float32 if cfg.full_finetune else dtype
     model: Any = AutoModelForCausalLM.from_pretrained(
-        str(weights_dir(base_ref)), dtype=load_dtype, attn_implementation=attn_implementation
+        str(weights_dir(base_ref)),
+        dtype=load_dtype,
+        attn_implementation=attn_implementation,
+        use_safetensors=True,  # never the pickled *.bin fallback (weights_dir refuses those)
     )
     model.config.use_cache = False
     validate_recipe(model, cfg)
