@@ -8,8 +8,8 @@ failures as Generations with ``error`` set instead of dropping them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from emlab.config import SamplingConfig
 from emlab.records import Generation, GenerationRequest
@@ -26,8 +26,20 @@ class Sampler(Protocol):
         ...
 
 
-def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None) -> Sampler:
-    """The sampler a study's ``sampling`` section asks for (backends import lazily)."""
+def make_sampler(
+    cfg: SamplingConfig,
+    model_ref: str,
+    adapter: str | None = None,
+    directions: Mapping[str, Any] | None = None,
+) -> Sampler:
+    """The sampler a study's ``sampling`` section asks for (backends import lazily).
+
+    ``directions`` (hash -> ``[n_layers, hidden]`` tensor) serve requests that carry an
+    intervention; only the hf backend can apply one (it runs the model's layers itself)."""
+    if directions and cfg.backend != "hf":
+        raise ValueError(
+            f"sampling.backend {cfg.backend!r} cannot steer or ablate; interventions need `hf`"
+        )
     if cfg.backend == "hf":
         from emlab.sample.hf import HFSampler
 
@@ -37,6 +49,7 @@ def make_sampler(cfg: SamplingConfig, model_ref: str, adapter: str | None = None
             batch_size=cfg.batch_size,
             dtype=cfg.dtype,
             processes=cfg.processes,
+            directions=directions,
         )
     if cfg.backend == "openai":
         from emlab.sample.openai import OpenAISampler
