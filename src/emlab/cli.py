@@ -124,7 +124,7 @@ def list_questions(
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input (a file, a field, a model ref), not a bug in emlab."""
-    from emlab import data, questions, train
+    from emlab import data, interp, questions, train
     from emlab.config import StudyFileError
     from emlab.models import ModelNotFoundError
 
@@ -134,18 +134,22 @@ def user_errors() -> tuple[type[BaseException], ...]:
         data.DatasetError,
         questions.QuestionFileError,
         train.TrainDataError,
+        interp.ContrastError,
+        interp.DirectionFileError,
         FileNotFoundError,
     )
 
 
 def _mount() -> None:
     """Attach the stages' own sub-commands (each stage owns its CLI surface)."""
+    from emlab.cli_interp import app as interp_app
     from emlab.data.commands import app as data_app
     from emlab.judge.commands import app as judge_app
     from emlab.sample.serve import serve
 
     app.add_typer(data_app, name="data", help="Build, validate and inspect narrow datasets.")
     app.add_typer(judge_app, name="judge", help="Train and validate judges.")
+    app.add_typer(interp_app, name="interp", help="Directions, steering, ablation, projections.")
     app.command("serve")(serve)
 
 
