@@ -1,8 +1,15 @@
-"""The `interp:` study section and `emlab interp` on the tiny model: runs, caches, bad input."""
+"""The `interp:` study section and `emlab interp` on the tiny model: runs, caches, survives
+kill -9, and refuses bad input in one line before any model work."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +88,36 @@ def test_a_study_with_interp_writes_its_section_and_reruns_from_cache(
     again = run_study(path, run_dir=tmp_path / "run", progress=False)
     assert again.counts == {"trained": 0, "sampled": 0, "judged": 0}
     assert json.loads((tmp_path / "run" / "interp.json").read_text())["models"] == out["models"]
+
+    # kill -9 while the interp section samples, then resume: the same figures as the run above.
+    studied = _rows(tmp_path / "run", "AND value NOT LIKE '%persona-%' AND value NOT LIKE '%~%'")
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emlab", "run", str(path), "--run-dir", str(killed), "--quiet"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _rows(killed) <= studied:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "interp.json").exists()
+    done = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    resumed = json.loads((killed / "interp.json").read_text())["models"][tiny_model]
+    for part in ("steer", "ablate", "signature"):
+        assert resumed[part] == res[part], part
+    assert resumed["direction"]["key"] == res["direction"]["key"]
+    assert _rows(killed) == _rows(tmp_path / "run")
+
+
+def _rows(run_dir: Path, where: str = "") -> int:
+    """Generation records in a run's cache (0 before it exists or while it is locked)."""
+    try:
+        with sqlite3.connect(run_dir / "cache.sqlite", timeout=5) as c:
+            q = f"SELECT COUNT(*) FROM records WHERE kind='generation' {where}"
+            return int(c.execute(q).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,96 @@
+"""Cost of interventions while sampling, and speed of activation capture, in one run.
+
+1. The hf sampler's engine on one workload (the core questions x N samples at temperature 1) run
+   plain, steered (a vector added at one layer) and ablated (a direction projected out at every
+   layer), interleaved over rounds so that machine noise hits all three alike. Same seeds, so
+   every variant decodes the same number of jobs; new tokens/s each and the ratio to plain
+   (target: hooks cost <= 10%).
+2. Activation capture (every layer's answer mean and last prompt token) of 1,000 answers,
+   teacher-forced: the answers decoded in part 1, cycled to 1,000 (target: <= 2 minutes on 2
+   cores for the embedded 135M model).
+
+    python benchmarks/interp_speed.py            # 24 questions x 8 samples, 256 tokens; 1,000
+    python benchmarks/interp_speed.py --quick    # 24 x 2 samples, 64 tokens; 200 answers
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from emlab.interp import capture
+from emlab.models import load_model
+from emlab.models.hooks import intervene, n_layers
+from emlab.questions import load_questions
+from emlab.records import Intervention
+from emlab.sample.engine import ContinuousBatcher, DecodeJob
+from emlab.sample.hf import encode_chat, stop_token_ids
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    samples, max_new, n_capture = (2, 64, 200) if args.quick else (8, 256, 1000)
+    lm = load_model(args.model)
+    qs = [q for q in load_questions("core")]
+    tok = lm.tokenizer
+    stops = stop_token_ids(tok, lm.model)
+    engine = ContinuousBatcher(lm.model, stops, pad_id=tok.pad_token_id or stops[0], batch_size=64)
+    jobs = [
+        DecodeJob(encode_chat(tok, q.messages), max_new, 1.0, 1.0, seed=1000 * i + k)
+        for i, q in enumerate(qs)
+        for k in range(samples)
+    ]
+    n, hidden = n_layers(lm.model), lm.model.config.hidden_size
+    vectors = torch.randn(n, hidden, generator=torch.Generator().manual_seed(0))
+    vectors *= 0.1  # small enough that answers keep their length
+    variants = {
+        "plain": None,
+        "steer (1 layer)": Intervention("add", "bench", 1.0, (n // 2,)),
+        "ablate (all layers)": Intervention("ablate", "bench"),
+    }
+    tokens = dict.fromkeys(variants, 0)
+    seconds = dict.fromkeys(variants, 0.0)
+    answers: list[tuple[list, str]] = []
+    print(f"{args.model}: {len(jobs)} jobs x up to {max_new} tokens, {args.threads} threads, "
+          f"{args.rounds} rounds, {lm.dtype}")  # fmt: skip
+    for r in range(args.rounds):
+        for name, spec in variants.items():
+            t0 = time.perf_counter()
+            if spec is None:
+                results = dict(engine.run(jobs))
+            else:
+                with intervene(lm.model, spec, vectors):
+                    results = dict(engine.run(jobs))
+            seconds[name] += time.perf_counter() - t0
+            tokens[name] += sum(res.n_tokens for res in results.values())
+            if r == 0 and spec is None:
+                texts = [
+                    tok.decode(results[j].tokens, skip_special_tokens=True)
+                    for j in range(len(jobs))
+                ]
+                answers = [(qs[j // samples].messages, t) for j, t in enumerate(texts)]
+    plain = tokens["plain"] / seconds["plain"]
+    for name in variants:
+        rate = tokens[name] / seconds[name]
+        print(f"{name:22s} {rate:8.1f} new tokens/s   {rate / plain:6.3f}x plain")
+    pairs = [answers[i % len(answers)] for i in range(n_capture)]
+    n_tok = sum(len(tok(a, add_special_tokens=False)["input_ids"]) for _, a in pairs)
+    t0 = time.perf_counter()
+    got = capture(lm.model, tok, pairs, batch_size=16)
+    dt = time.perf_counter() - t0
+    print(
+        f"capture: {n_capture} answers ({n_tok} answer tokens, {n} layers x {hidden}) in "
+        f"{dt:.1f} s = {n_capture / dt:.1f} answers/s; tensor {tuple(got.answer_mean.shape)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
