@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def _pairs(reqs: Sequence[GenerationRequest], gens: Mapping[str, Generation]) ->
 
 
 def _capture(st: Study, arm: Arm, pairs: Sequence[Pair]) -> Captured:
-    got = interp.cached_capture(st.store, arm.model_key, _loader(arm), pairs)
+    got = interp.cached_capture(st.store, arm.model_key, _loader(arm), pairs, progress=st.progress)
     gc.collect()
     return got
 
@@ -345,7 +346,8 @@ def signature(
         {
             "condition": v["arm"].condition,
             "seed": v["arm"].seed,
-            "step": v["arm"].step,
+            "step": v["arm"].step if v["arm"].step is not None else _last_step(st, v["arm"]),
+            "final": v["arm"].step is None,
             "projection": float(v["fixed"].mean()),
         }
         for v in per.values()
@@ -362,6 +364,12 @@ def signature(
             units = torch.stack([s / s.norm() for s in shifts.values()] + [direction.unit()])
             convergence = {"labels": names, "cosine": (units @ units.T).tolist()}
     return {"table": table, "monitor": monitor, "convergence": convergence}
+
+
+def _last_step(st: Study, arm: Arm) -> int | None:
+    """The final adapter's training step (from the training log), to place it on the monitor."""
+    logs = st.store.logs(f"train/{arm.adapter_key}")
+    return int(logs[-1]["step"]) if logs else None
 
 
 # ------------------------------------------------------------------------------ in a study
@@ -408,6 +416,24 @@ def validate_interp(st: Study, where: str) -> Direction | None:
     return given
 
 
+def _find(
+    st: Study,
+    cfg: InterpConfig,
+    model: str,
+    base_arm: Arm,
+    qs: Sequence[Question],
+    sampled: Sequence[tuple[Arm, Sequence[GenerationRequest], Mapping[str, Generation]]],
+    rows: Sequence[ScoredAnswer],
+) -> tuple[Direction, Path]:
+    if cfg.method == "persona":
+        pool = interp.load_pool()
+        return persona_direction(st, base_arm, qs, cfg.persona_samples, pool, cfg.seed)
+    tuned = [t for t in sampled if t[0].model == model and t[0].adapter_key and t[0].step is None]
+    if not tuned:
+        raise interp.ContrastError("method judged needs fine-tuned conditions; the study has none")
+    return judged_direction(st, tuned, rows, cfg.seed)
+
+
 def run_interp(
     st: Study,
     arms: Sequence[Arm],
@@ -432,16 +458,14 @@ def run_interp(
             lm = load_model(model)
             interp.check_fits(direction, lm.model, f"{where}: interp.direction")
             del lm
-        elif cfg.method == "persona":
-            pool = interp.load_pool()
-            direction, folder = persona_direction(
-                st, base_arm, judged_qs, cfg.persona_samples, pool, cfg.seed
-            )
         else:
-            tuned = [
-                t for t in sampled if t[0].model == model and t[0].adapter_key and t[0].step is None
-            ]
-            direction, folder = judged_direction(st, tuned, rows, cfg.seed)
+            try:
+                direction, folder = _find(st, cfg, model, base_arm, judged_qs, sampled, rows)
+            except interp.ContrastError as e:
+                # The study's own results still get their report; the section says why it is empty.
+                print(f"interp: no direction for {model}: {e}", file=sys.stderr)
+                out["models"][model] = {"error": str(e)}
+                continue
         control = control_of(folder)
         method = direction.card["method"]
         st._say(f"interp: direction {direction.key} at layer {direction.layer} ({method})")

@@ -82,7 +82,8 @@ def test_a_study_with_interp_writes_its_section_and_reruns_from_cache(
     table = {r["condition"]: r for r in res["signature"]["table"]}
     assert table["base"]["fixed"]["shift"] == 0.0
     assert table["concealed"]["fixed"]["shift"] is not None
-    assert [p["step"] for p in res["signature"]["monitor"]] == [None, 1]
+    monitor = res["signature"]["monitor"]
+    assert [(p["step"], p["final"]) for p in monitor] == [(2, True), (1, False)]
     assert '<section id="interp">' in (tmp_path / "run" / "interp.html").read_text()
     assert first.counts["sampled"] > 0
     again = run_study(path, run_dir=tmp_path / "run", progress=False)

@@ -74,6 +74,7 @@ def capture(
     pairs: Sequence[Pair],
     batch_size: int = 16,
     max_answer_tokens: int = 256,
+    progress: bool = False,
 ) -> Captured:
     """Run every pair through ``model`` (HF or PEFT) once, teacher-forced, and keep the
     per-layer answer mean and last prompt token. Hooks are removed on return."""
@@ -95,8 +96,11 @@ def capture(
         out_mean[rows, layer] = torch.einsum("bs,bsh->bh", batch["weights"], hf).to(torch.bfloat16)
         out_last[rows, layer] = hf[batch["arange"], batch["last"]].to(torch.bfloat16)
 
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(order), batch_size)
     with residual_hooks(model, range(n_layers), keep):
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(starts, desc="capture", unit="batch", disable=not progress):
             idx = order[start : start + batch_size]
             width = max(len(encoded[i][0]) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -142,6 +146,7 @@ def cached_capture(
     pairs: Sequence[Pair],
     max_answer_tokens: int = 256,
     batch_size: int = 16,
+    progress: bool = False,
 ) -> Captured:
     """``capture`` through the store: an artefact ``activations/<hash>`` (safetensors), computed
     once. ``lm`` is a ``LoadedModel`` or a zero-argument callable returning one (loaded only
@@ -152,7 +157,9 @@ def cached_capture(
     path = store.artifact_dir("activations", key) / "acts.safetensors"
     if not store.has_artifact("activations", key):
         loaded = lm() if callable(lm) else lm
-        got = capture(loaded.model, loaded.tokenizer, pairs, batch_size, max_answer_tokens)
+        got = capture(
+            loaded.model, loaded.tokenizer, pairs, batch_size, max_answer_tokens, progress
+        )
 
         def write(d: Path) -> None:
             save_file(got.tensors(), str(d / "acts.safetensors"), metadata={"model": model_key})

@@ -118,6 +118,8 @@ def signature_bars(table: Sequence[Mapping[str, Any]]) -> str | None:
 def monitor_curve(points: Sequence[Mapping[str, Any]], base: float | None) -> str | None:
     """Mean projection on the fixed texts at each saved checkpoint (final adapter at the end)."""
     stepped = [p for p in points if p["step"] is not None]
+    if not any(not p.get("final") for p in stepped):
+        return None  # final adapters alone: no curve
     if not stepped:
         return None
     fig = Figure(figsize=(6, 3))
@@ -159,6 +161,9 @@ def cosine_heatmap(conv: Mapping[str, Any]) -> str | None:
 def _context(data: Mapping[str, Any]) -> dict[str, Any]:
     models = []
     for model, res in data.get("models", {}).items():
+        if "error" in res:
+            models.append({"model": model, "error": res["error"]})
+            continue
         sig = res.get("signature") or {}
         base_points = [r["fixed_mean"] for r in sig.get("table", []) if r["fixed"]["shift"] == 0]
         models.append(
