@@ -35,9 +35,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--samples", type=int, help="Samples per question (overrides the preset).")
+    ap.add_argument("--tokens", type=int, help="Longest answer (overrides the preset).")
+    ap.add_argument("--capture", type=int, help="Answers to capture (overrides the preset).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     samples, max_new, n_capture = (2, 64, 200) if args.quick else (8, 256, 1000)
+    samples, max_new = args.samples or samples, args.tokens or max_new
+    n_capture = args.capture or n_capture
     lm = load_model(args.model)
     qs = [q for q in load_questions("core")]
     tok = lm.tokenizer
@@ -83,12 +88,14 @@ def main() -> None:
         print(f"{name:22s} {rate:8.1f} new tokens/s   {rate / plain:6.3f}x plain")
     pairs = [answers[i % len(answers)] for i in range(n_capture)]
     n_tok = sum(len(tok(a, add_special_tokens=False)["input_ids"]) for _, a in pairs)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     got = capture(lm.model, tok, pairs, batch_size=16)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(
         f"capture: {n_capture} answers ({n_tok} answer tokens, {n} layers x {hidden}) in "
-        f"{dt:.1f} s = {n_capture / dt:.1f} answers/s; tensor {tuple(got.answer_mean.shape)}"
+        f"{dt:.1f} s wall ({cpu:.1f} s CPU) = {n_capture / dt:.1f} answers/s; "
+        f"extrapolated to 1,000 answers: {1000 * dt / n_capture:.0f} s; "
+        f"tensor {tuple(got.answer_mean.shape)}"
     )
 
 
