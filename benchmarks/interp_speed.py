@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 
 import torch
 
@@ -27,6 +28,25 @@ from emlab.questions import load_questions
 from emlab.records import Intervention
 from emlab.sample.engine import ContinuousBatcher, DecodeJob
 from emlab.sample.hf import encode_chat, stop_token_ids
+
+
+def step_costs(lm, variants, vectors, rows: int = 64, reps: int = 40) -> None:  # type: ignore[no-untyped-def]
+    """One decode-shaped forward (``rows`` sequences x 1 new token), each variant in turn, the
+    fastest of ``reps`` kept: the minimum is what the step costs when nothing else interferes,
+    so this ratio holds even on a loaded machine, where whole-run rates swing by tens of %.
+    Without a KV history the step is cheaper than a real one, so the ratio overstates the cost."""
+    ids = torch.randint(0, lm.model.config.vocab_size, (rows, 1))
+    best = dict.fromkeys(variants, float("inf"))
+    with torch.inference_mode():
+        for _ in range(reps):
+            for name, spec in variants.items():
+                # Hooks are registered once per sampling run: only the forward is timed.
+                with nullcontext() if spec is None else intervene(lm.model, spec, vectors):
+                    t0 = time.perf_counter()
+                    lm.model(input_ids=ids, logits_to_keep=1)
+                    best[name] = min(best[name], time.perf_counter() - t0)
+    for name, t in best.items():
+        print(f"one step, {rows} rows: {name:22s} {1000 * t:7.2f} ms  {t / best['plain']:6.3f}x")
 
 
 def main() -> None:
@@ -86,6 +106,7 @@ def main() -> None:
     for name in variants:
         rate = tokens[name] / seconds[name]
         print(f"{name:22s} {rate:8.1f} new tokens/s   {rate / plain:6.3f}x plain")
+    step_costs(lm, variants, vectors)
     pairs = [answers[i % len(answers)] for i in range(n_capture)]
     n_tok = sum(len(tok(a, add_special_tokens=False)["input_ids"]) for _, a in pairs)
     t0, c0 = time.perf_counter(), time.process_time()

@@ -234,7 +234,7 @@ def project_cmd(
 
     from emlab import interp
     from emlab.metrics import bootstrap_mean_ci
-    from emlab.study_interp import _pairs, arm_projections
+    from emlab.study_interp import answer_pairs, arm_projections
 
     d = _check(model, direction, None)
     st = _study(run_dir, samples, max_new_tokens)
@@ -242,9 +242,9 @@ def project_cmd(
     base, arm = _arm(model, None), _arm(model, adapter)
     interp.check_fits(d, _load(arm).model, str(direction))
     base_reqs = st.requests(base, qs)
-    fixed = _pairs(base_reqs, st.generate(base, base_reqs))
+    fixed = answer_pairs(base_reqs, st.generate(base, base_reqs))
     reqs = st.requests(arm, qs)
-    own = _pairs(reqs, st.generate(arm, reqs))
+    own = answer_pairs(reqs, st.generate(arm, reqs))
     got = arm_projections(st, arm, d, fixed, own)
     for name in ("fixed", "own"):
         vals: np.ndarray = got[name]

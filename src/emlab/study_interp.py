@@ -49,7 +49,8 @@ def _ok(gen: Generation | None) -> bool:
     return gen is not None and gen.error is None and bool(gen.answer.strip())
 
 
-def _pairs(reqs: Sequence[GenerationRequest], gens: Mapping[str, Generation]) -> list[Pair]:
+def answer_pairs(reqs: Sequence[GenerationRequest], gens: Mapping[str, Generation]) -> list[Pair]:
+    """(chat without its system prompt, answer) of every usable answer, in request order."""
     return [
         (interp.without_system(r.question.messages), gens[r.key()].answer)
         for r in reqs
@@ -115,7 +116,7 @@ def persona_direction(
             raise interp.ContrastError(
                 f"interp: the {s} side got no usable answers ({len(sides[s])} sampled)"
             )
-    acts = _capture(st, arm, _pairs(kept["misaligned"] + kept["aligned"], gens))
+    acts = _capture(st, arm, answer_pairs(kept["misaligned"] + kept["aligned"], gens))
     n = len(kept["misaligned"])
     lm = _loader(arm)()
     extra = {
@@ -179,7 +180,9 @@ def judged_direction(
         for arm, _, _ in arms:
             mine = [items[i][1] for i in idx if items[i][0] is arm]
             if mine:
-                side_acts[name].append(_capture(st, arm, _pairs(mine, gens_of[arm.model_key])))
+                side_acts[name].append(
+                    _capture(st, arm, answer_pairs(mine, gens_of[arm.model_key]))
+                )
     import torch
 
     pos = torch.cat([c.answer_mean for c in side_acts["mis"]])
@@ -494,9 +497,9 @@ def run_interp(
         if cfg.signature:
             base_reqs = st.requests(base_arm, judged_qs)
             base_gens = st.generate(base_arm, base_reqs)
-            fixed = _pairs(base_reqs, base_gens)
+            fixed = answer_pairs(base_reqs, base_gens)
             mine = [
-                (a, _pairs([r for r in reqs if not is_code_task(r.question)], gens))
+                (a, answer_pairs([r for r in reqs if not is_code_task(r.question)], gens))
                 for a, reqs, gens in sampled
                 if a.model == model
             ]
