@@ -31,22 +31,29 @@ from emlab.sample.hf import encode_chat, stop_token_ids
 
 
 def step_costs(lm, variants, vectors, rows: int = 64, reps: int = 40) -> None:  # type: ignore[no-untyped-def]
-    """One decode-shaped forward (``rows`` sequences x 1 new token), each variant in turn, the
-    fastest of ``reps`` kept: the minimum is what the step costs when nothing else interferes,
-    so this ratio holds even on a loaded machine, where whole-run rates swing by tens of %.
-    Without a KV history the step is cheaper than a real one, so the ratio overstates the cost."""
+    """One decode-shaped forward (``rows`` sequences x 1 new token) per variant, back to back,
+    ``reps`` times; each variant's time over the plain one's *in the same repetition*, median
+    over repetitions: neighbours in time share the machine's load, so the ratio survives a loaded
+    machine where whole-run rates swing by tens of %. Without a KV history a step is cheaper
+    than a real one, so this overstates the hooks' share."""
     ids = torch.randint(0, lm.model.config.vocab_size, (rows, 1))
-    best = dict.fromkeys(variants, float("inf"))
+    times: dict[str, list[float]] = {name: [] for name in variants}
     with torch.inference_mode():
-        for _ in range(reps):
-            for name, spec in variants.items():
+        for r in range(reps):
+            names = list(variants) if r % 2 == 0 else list(reversed(variants))  # no order bias
+            for name in names:
+                spec = variants[name]
                 # Hooks are registered once per sampling run: only the forward is timed.
                 with nullcontext() if spec is None else intervene(lm.model, spec, vectors):
                     t0 = time.perf_counter()
                     lm.model(input_ids=ids, logits_to_keep=1)
-                    best[name] = min(best[name], time.perf_counter() - t0)
-    for name, t in best.items():
-        print(f"one step, {rows} rows: {name:22s} {1000 * t:7.2f} ms  {t / best['plain']:6.3f}x")
+                    times[name].append(time.perf_counter() - t0)
+    for name, ts in times.items():
+        ratios = sorted(t / p for t, p in zip(ts, times["plain"], strict=True))
+        print(
+            f"one step, {rows} rows: {name:22s} median {1000 * sorted(ts)[len(ts) // 2]:7.2f} ms"
+            f"   median ratio to plain {ratios[len(ratios) // 2]:6.3f}x"
+        )
 
 
 def main() -> None:
