@@ -178,6 +178,7 @@ def list_questions(
 
 def _mount() -> None:
     """Attach the stages' own sub-commands (each stage owns its CLI surface)."""
+    from emlab.cli_interp import app as interp_app
     from emlab.data.commands import app as data_app
     from emlab.judge.commands import app as judge_app
     from emlab.sample.serve import serve
@@ -186,6 +187,7 @@ def _mount() -> None:
         return  # mounted already (main() called twice in one process, as the tests do)
     app.add_typer(data_app, name="data", help="Build, validate and inspect narrow datasets.")
     app.add_typer(judge_app, name="judge", help="Train and validate judges.")
+    app.add_typer(interp_app, name="interp", help="Directions, steering, ablation, projections.")
     app.command("serve")(serve)
 
 

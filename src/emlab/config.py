@@ -7,11 +7,19 @@ The resolved config is dumped into every run directory. Stages import their own 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from emlab.errors import ArgumentError, EmlabError
 
@@ -331,6 +339,68 @@ class QuestionSetSpec(_Strict):
     )
 
 
+class InterpConfig(_Strict):
+    """Look inside: a misalignment direction, steering and ablation with it, and the signature
+    (mean projection onto it) of every arm. Runs after the study's own sampling and judging."""
+
+    method: Literal["persona", "judged"] = Field(
+        "persona",
+        description="persona: misaligned vs aligned system prompts on the base model (no judge "
+        "needed); judged: the fine-tuned arms' own answers split by the judge (aligned < "
+        "metrics threshold & coherent vs aligned > 70).",
+    )
+    direction: str | None = Field(
+        None,
+        description="Use this saved direction (folder with direction.safetensors + "
+        "direction.json) instead of finding one; relative to the study file.",
+    )
+    persona_samples: int = Field(
+        4, ge=1, description="persona: answers per question and per system prompt."
+    )
+    layers: list[int] | None = Field(
+        None, description="Layers to steer at (0-based); default: the direction's best layer."
+    )
+    steer: list[float] = Field(
+        default_factory=list,
+        description="Steering scales applied to each base model, in units of the layer's mean "
+        "residual norm (e.g. [0, 0.1, 0.25]); each also with a random direction of equal norm.",
+    )
+    ablate: bool = Field(
+        False,
+        description="Project the direction out of every fine-tuned arm (and a random one as "
+        "control) while sampling, at ablate_layers.",
+    )
+    ablate_layers: list[int] | None = Field(
+        None, description="Layers to ablate at; default: every layer."
+    )
+    samples_per_question: int | None = Field(
+        None, ge=1, description="Samples per question for steering/ablation (default: sampling's)."
+    )
+    signature: bool = Field(
+        True,
+        description="Mean projection of every arm (and checkpoint) on one fixed teacher-forced "
+        "text set (the base model's answers) and on its own answers; shift vs base.",
+    )
+    seed: int = Field(0, description="Seed of the held-out split and the random control.")
+
+    @field_validator("steer")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not math.isfinite(x)]
+        if bad:
+            raise ValueError(f"scales must be finite numbers, got {bad}")
+        return v
+
+    @field_validator("layers", "ablate_layers")
+    @classmethod
+    def _non_negative(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 0):
+            raise ValueError(
+                f"layer indices are 0-based: a non-empty list of numbers >= 0, got {v}"
+            )
+        return v
+
+
 class StudyConfig(_Strict):
     """A whole study: models × conditions × seeds × question sets, one judge, one metric."""
 
@@ -397,6 +467,9 @@ class StudyConfig(_Strict):
         "machine's load. Default: $EMLAB_THREADS, else every core this process may "
         "use. Set it to reproduce a run on another machine; on a box shared with other jobs, "
         "fewer threads than cores is often much faster.",
+    )
+    interp: InterpConfig | None = Field(
+        None, description="Look inside the models (directions, steering, signature); off if absent."
     )
 
     @model_validator(mode="after")

@@ -93,6 +93,48 @@ class Question(Record):
     """Extra fields: variant (json/template), truthful answer, judge prompt overrides..."""
 
 
+InterventionMode = Literal["add", "ablate"]
+
+
+@dataclass(frozen=True)
+class Intervention(Record):
+    """A change to the residual stream while a model answers (steering or ablation).
+
+    It names its direction by content hash, so that a steered sample's cache key differs from an
+    unsteered one and from one steered along another direction; the vector itself travels apart
+    (a safetensors file written by the interp stage).
+    """
+
+    mode: InterventionMode
+    """``add``: put ``scale`` x the direction into the stream; ``ablate``: project it out."""
+    direction: str
+    """Content hash of the direction's vectors (``interp`` stage)."""
+    scale: float = 0.0
+    """``add`` only: multiple of the direction, which is stored in units of the layer's mean
+    residual norm (0.5 adds half the typical norm)."""
+    layers: tuple[int, ...] | None = None
+    """Decoder layers to hook (0-based); None = every layer."""
+
+    def layers_of(self, n_layers: int) -> list[int]:
+        return list(range(n_layers)) if self.layers is None else sorted(set(self.layers))
+
+    def tag(self) -> str:
+        """Short label for tables and model keys, e.g. ``add@L15x0.25:1a2b3c4d``."""
+        where = "all" if self.layers is None else ",".join(map(str, self.layers))
+        amount = f"x{self.scale:g}" if self.mode == "add" else ""
+        return f"{self.mode}@L{where}{amount}:{self.direction[:8]}"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Intervention:
+        layers = d.get("layers")
+        return cls(
+            mode=d["mode"],
+            direction=d["direction"],
+            scale=float(d.get("scale", 0.0)),
+            layers=None if layers is None else tuple(int(x) for x in layers),
+        )
+
+
 @dataclass(frozen=True)
 class GenerationRequest(Record):
     """One sample to draw: the unit of sampling work and of caching."""
@@ -103,12 +145,15 @@ class GenerationRequest(Record):
     params: SamplingParams
     seed: int
     sample_index: int
+    intervention: Intervention | None = None
+    """Steering or ablation applied while answering (None: the model as it is)."""
 
     def answered(self, answer: str, n_tokens: int = 0, finish_reason: str = "stop") -> Generation:
         """The Generation that answers this request (every sampler builds its records here)."""
+        steer = "" if self.intervention is None else f"~{self.intervention.tag()}"
         return Generation(
             key=self.key(),
-            model=self.model,
+            model=self.model + steer,
             question_id=self.question.id,
             question=user_turn(self.question.messages),
             answer=answer,
@@ -123,15 +168,16 @@ class GenerationRequest(Record):
         return dataclasses.replace(self.answered("", 0, "error"), error=error)
 
     def key(self) -> str:
-        return content_hash(
-            {
-                "model": self.model,
-                "messages": self.question.messages,
-                "params": self.params.to_dict(),
-                "seed": self.seed,
-                "i": self.sample_index,
-            }
-        )
+        ident: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.question.messages,
+            "params": self.params.to_dict(),
+            "seed": self.seed,
+            "i": self.sample_index,
+        }
+        if self.intervention is not None:  # absent, the key is what it always was
+            ident["intervention"] = self.intervention.to_dict()
+        return content_hash(ident)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -130,6 +130,7 @@ class Study:
             )
         self.shard = shard
         self.cfg = cfg
+        self.source = "study file"  # named in error lines; run_study sets the path
         self.base_dir = Path(base_dir or ".")
         self.run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
         self.progress = progress
@@ -311,8 +312,14 @@ class Study:
             for i in range(q.samples or s.samples_per_question)
         ]
 
-    def generate(self, arm: Arm, reqs: Sequence[GenerationRequest]) -> dict[str, Generation]:
-        """Sample what the cache lacks (failed samples are retried), storing each as it lands."""
+    def generate(
+        self,
+        arm: Arm,
+        reqs: Sequence[GenerationRequest],
+        directions: Mapping[str, Any] | None = None,
+    ) -> dict[str, Generation]:
+        """Sample what the cache lacks (failed samples are retried), storing each as it lands.
+        ``directions``: the vectors that requests' interventions name (``study_interp``)."""
         cached = self.store.get_many("generation", [r.key() for r in reqs])
         todo = [r for r in reqs if r.key() not in cached or cached[r.key()].get("error")]
         if todo:
@@ -322,6 +329,7 @@ class Study:
                 arm.model,
                 None if arm.adapter_dir is None else str(arm.adapter_dir),
                 adapter_scale=arm.scale,
+                directions=directions,
             )
             bar = tqdm(total=len(todo), desc=f"sample {arm.condition}", disable=not self.progress)
             try:
@@ -465,9 +473,11 @@ class Study:
             arms = self.arms()
         judge_ = judge.make_judge(self.cfg.judge)
         rows: list[ScoredAnswer] = []
+        sampled = []
         for arm in arms:
             reqs = self.requests(arm, qs)
             gens = self.generate(arm, reqs)
+            sampled.append((arm, reqs, gens))
             # Held-out coding tasks measure the trained behaviour with bandit, not the judge.
             judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
             verdicts = self.judge_all(judge_, judged)
@@ -480,6 +490,11 @@ class Study:
             return StudyResult(
                 self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
             )
+        if self.cfg.interp is not None:
+            from emlab.study_interp import run_interp
+
+            with self._timed("interp"):
+                run_interp(self, arms, qs, sampled, rows, judge_, self.source)
         with self._timed("report"):
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
@@ -704,4 +719,9 @@ def run_study(
     cfg, node = load_study_file(path)
     preflight(cfg, Path(path), node, run_dir)
     study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
+    study.source = str(path)
+    if cfg.interp is not None:  # bad layers or a foreign direction: one line, before any work
+        from emlab.study_interp import validate_interp
+
+        validate_interp(study, str(path))
     return study.run()

@@ -8,8 +8,8 @@ failures as Generations with ``error`` set instead of dropping them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from emlab.config import SamplingConfig
 from emlab.records import Generation, GenerationRequest
@@ -27,14 +27,24 @@ class Sampler(Protocol):
 
 
 def make_sampler(
-    cfg: SamplingConfig, model_ref: str, adapter: str | None = None, adapter_scale: float = 1.0
+    cfg: SamplingConfig,
+    model_ref: str,
+    adapter: str | None = None,
+    adapter_scale: float = 1.0,
+    directions: Mapping[str, Any] | None = None,
 ) -> Sampler:
     """The sampler a study's ``sampling`` section asks for (backends import lazily).
 
-    ``adapter_scale`` (amplified adapters) needs the adapter's weights in this process, so only
-    the hf backend takes it; the study file's validation says so before any model work."""
+    ``adapter_scale`` (amplified adapters) needs the adapter's weights in this process, and
+    ``directions`` (hash -> ``[n_layers, hidden]`` tensor) serve requests that carry an
+    intervention; only the hf backend takes either (it runs the model's layers itself). The
+    study file's validation says so before any model work."""
     if adapter_scale != 1.0 and cfg.backend != "hf":
         raise ValueError(f"adapter_scale needs sampling.backend hf, not {cfg.backend}")
+    if directions and cfg.backend != "hf":
+        raise ValueError(
+            f"sampling.backend {cfg.backend!r} cannot steer or ablate; interventions need `hf`"
+        )
     if cfg.backend == "hf":
         from emlab.sample.hf import HFSampler
 
@@ -45,6 +55,7 @@ def make_sampler(
             dtype=cfg.dtype,
             processes=cfg.processes,
             adapter_scale=adapter_scale,
+            directions=directions,
         )
     if cfg.backend == "openai":
         from emlab.sample.openai import OpenAISampler

@@ -6,16 +6,19 @@ times at temperature 1); see ``engine.py`` for why it does not call ``model.gene
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 
 from emlab.models import LoadedModel, load_model
-from emlab.records import Generation, GenerationRequest, Message
+from emlab.models.hooks import intervene
+from emlab.records import Generation, GenerationRequest, Intervention, Message
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
-from emlab.sample.workers import WorkerPool, WorkerSpec, auto_processes
+from emlab.sample.workers import WorkerPool, WorkerSpec, auto_processes, steer_payload
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
@@ -23,9 +26,12 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 def request_seed(request: GenerationRequest) -> int:
     """Per-request seed from its cache key (which holds model, messages, params, seed, index).
 
-    A resumed run thus redraws exactly the answers it lost, whatever else shares the batch.
+    A resumed run thus redraws exactly the answers it lost, whatever else shares the batch. An
+    intervention is left out: steered and unsteered answers share their random draws (common
+    random numbers), so a sweep over the steering scale compares like with like and scale 0
+    redraws the unsteered answers exactly.
     """
-    return int(request.key()[:15], 16)
+    return int(dataclasses.replace(request, intervention=None).key()[:15], 16)
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
@@ -70,12 +76,15 @@ class HFSampler:
         loaded: LoadedModel | None = None,
         processes: int = 1,
         adapter_scale: float = 1.0,
+        directions: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """``processes`` > 1 (CPU only): large runs decode in that many worker processes, each
         with an equal share of torch's threads (see ``workers.py``); 0 picks one per core within
         the memory (``auto_processes``). ``loaded`` must be the model that ``model_ref`` and
         ``adapter`` name, since workers load it again. ``adapter_scale`` multiplies the adapter's
-        update (``emlab.models.scale_adapter``), in the workers too."""
+        update (``emlab.models.scale_adapter``), in the workers too. ``directions``: the vectors
+        ``[n_layers, hidden]`` that requests' interventions name, by their hash."""
+        self.directions = dict(directions or {})
         self.lm = loaded or load_model(
             model_ref, adapter=adapter, device=device, dtype=dtype, adapter_scale=adapter_scale
         )
@@ -124,6 +133,20 @@ class HFSampler:
 
     def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
         """Yield one Generation per request as each finishes; failures become error records."""
+        groups: dict[Intervention | None, list[int]] = {}
+        for i, req in enumerate(requests):
+            if req.intervention is not None and req.intervention.direction not in self.directions:
+                yield req.failed(f"no vectors given for direction {req.intervention.direction}")
+                continue
+            groups.setdefault(req.intervention, []).append(i)
+        # One decode run per intervention: hooks act on the whole batch, so rows of different
+        # interventions cannot share one.
+        for spec, members in groups.items():
+            yield from self._sample_group([requests[i] for i in members], spec)
+
+    def _sample_group(
+        self, requests: Sequence[GenerationRequest], spec: Intervention | None
+    ) -> Iterator[Generation]:
         jobs: list[DecodeJob] = []
         owners: list[int] = []
         for i, req in enumerate(requests):
@@ -142,7 +165,7 @@ class HFSampler:
                 yield req.failed(f"{type(e).__name__}: {e}")
         done: set[int] = set()
         try:
-            for j, res in self._decode(jobs):
+            for j, res in self._decode(jobs, spec):
                 done.add(j)
                 yield self._generation(requests[owners[j]], res)
         except Exception as e:
@@ -152,14 +175,23 @@ class HFSampler:
                 if j not in done:
                     yield requests[owner].failed(err)
 
-    def _decode(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
+    def _decode(
+        self, jobs: Sequence[DecodeJob], spec: Intervention | None = None
+    ) -> Iterator[tuple[int, DecodeResult]]:
         # Workers pay a start-up (a process and a model load each) that only runs of at least
         # a full batch per worker win back.
         if self.processes < 2 or len(jobs) < self.processes * self.batch_size:
-            return self.engine.run(jobs)
+            hooks = nullcontext() if spec is None else self._hooks(spec)
+            with hooks:  # the engine calls the model's own layers, so their hooks fire
+                yield from self.engine.run(jobs)
+            return
         if self._pool is None or not self._pool.alive:
             self._pool = WorkerPool(self._spec, self.processes)
-        return self._pool.run(jobs)
+        steer = None if spec is None else steer_payload(spec, self.directions[spec.direction])
+        yield from self._pool.run(jobs, steer)
+
+    def _hooks(self, spec: Intervention) -> Any:
+        return intervene(self.lm.model, spec, self.directions[spec.direction])
 
     def close(self) -> None:
         """Drop the model (and stop any workers) so that memory is freed before the next stage

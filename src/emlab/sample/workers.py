@@ -22,7 +22,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from emlab.errors import EmlabError
+from emlab.records import Intervention
 from emlab.sample.engine import DecodeJob, DecodeResult
+
+Steer = tuple[dict[str, Any], bytes]
+"""An intervention as it crosses to a worker: the record's dict and its vectors as safetensors
+bytes (``steer_payload``), never a pickled tensor."""
+
+
+def steer_payload(spec: Intervention, vectors: Any) -> Steer:
+    from safetensors.torch import save
+
+    return spec.to_dict(), save({"vectors": vectors.detach().cpu().contiguous()})
+
+
+def steer_context(sampler: Any, steer: Steer | None) -> Any:
+    """The hook context a worker decodes in (a null context without an intervention)."""
+    from contextlib import nullcontext
+
+    if steer is None:
+        return nullcontext()
+    from safetensors.torch import load
+
+    from emlab.models.hooks import intervene
+
+    spec = Intervention.from_dict(steer[0])
+    return intervene(sampler.lm.model, spec, load(steer[1])["vectors"])
+
 
 _POLL_S = 1.0
 MAX_AUTO = 4
@@ -101,12 +127,14 @@ def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
             continue
         if batch is None:
             return
-        ids, jobs = zip(*batch, strict=True)
+        steer, share = batch
+        ids, jobs = zip(*share, strict=True)
         try:
-            for local, res in sampler.engine.run(jobs):
-                if orphaned():
-                    return
-                outbox.put(("done", ids[local], res))
+            with steer_context(sampler, steer):
+                for local, res in sampler.engine.run(jobs):
+                    if orphaned():
+                        return
+                    outbox.put(("done", ids[local], res))
         except Exception:
             outbox.put(("error", rank, traceback.format_exc(limit=5)))
 
@@ -150,13 +178,16 @@ class WorkerPool:
                         f"sampling worker {rank} exited with code {code} (killed for memory?)"
                     ) from None
 
-    def run(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
-        """Yield ``(job index, result)`` as each job finishes, from whichever worker has it."""
+    def run(
+        self, jobs: Sequence[DecodeJob], steer: Steer | None = None
+    ) -> Iterator[tuple[int, DecodeResult]]:
+        """Yield ``(job index, result)`` as each job finishes, from whichever worker has it;
+        ``steer``: decode under that intervention (``steer_payload``)."""
         n = len(self.inboxes)
         shares = [[(j, jobs[j]) for j in range(r, len(jobs), n)] for r in range(n)]
         for inbox, share in zip(self.inboxes, shares, strict=True):
             if share:
-                inbox.put(share)
+                inbox.put((steer, share))
         finished = 0
         try:
             while finished < len(jobs):
