@@ -17,6 +17,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One CPU thread unless the caller says otherwise: the thread count is fixed per run (it no longer
+# drops with the load), and on a shared box several threads per process stall at every op's
+# barrier (see emlab.train.loop.choose_threads); subprocesses (`emlab run`) inherit it.
+os.environ.setdefault("EMLAB_THREADS", "1")
 
 CHATML = (
     "{% for message in messages %}"

@@ -61,7 +61,6 @@ def adapters(run_dir: Path) -> dict[str, bytes]:
 def test_same_study_same_bytes_even_under_load(
     tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("EMLAB_THREADS", raising=False)
     a = run(tmp_path, tiny_model, "a")
     b = run(tmp_path, tiny_model, "b")
     busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(os.cpu_count() or 1)]
