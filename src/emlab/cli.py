@@ -37,6 +37,10 @@ def run(
             "a final run without --shard writes the report."
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as JSON (for scripts) instead of tables."),
+    ] = False,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
@@ -50,7 +54,36 @@ def run(
             )
         part = (int(index), int(count))
     result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
-    typer.echo(str(result.report or result.run_dir))
+    if result.report is not None:  # a shard has no summary; the final run prints it
+        _print_summary(result.summary, str(result.run_dir), as_json)
+    if not as_json:
+        typer.echo(str(result.report or result.run_dir))
+
+
+def _print_summary(summary: dict, title: str, as_json: bool) -> None:
+    from emlab.report.terminal import print_summary
+    from emlab.runs import summary_json
+
+    if as_json:
+        typer.echo(summary_json(summary))
+    else:
+        print_summary(summary, title=title)
+
+
+@app.command()
+def show(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run directory, e.g. runs/quickstart.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (for scripts).")
+    ] = False,
+) -> None:
+    """Print a finished run's results: per-arm rates, intervals, exclusions, comparisons."""
+    from emlab.runs import load_run
+
+    run = load_run(run_dir)
+    _print_summary(run.summary, f"{run.name}: {run.path}", as_json)
 
 
 @app.command()

@@ -346,6 +346,9 @@ class Study:
             info = self.report_info(judge_, arms)
             self.timings["total"] = time.perf_counter() - t_start
             info["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
+            # Kept beside the summary so `emlab show/compare` can re-render without the study.
+            text = json.dumps(info, indent=2, default=str)
+            atomic_write_text(self.run_dir / "report_info.json", text)
             path = report.render_report(summary, rows, info, self.run_dir)
         self._say(f"report: {path}")
         return StudyResult(self.run_dir, path, summary, dict(self.timings), dict(self.counts))
