@@ -96,7 +96,7 @@ def test_self_contained(rendered: tuple[dict, str, Path]) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert "<link" not in html and "@import" not in html and "url(" not in html
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(uris) >= 4  # rates, statuses, scatter, loss
+    assert len(uris) >= 6  # rates, statuses, questions, sensitivity, scatter, loss
     for b64 in uris:
         assert base64.b64decode(b64).startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -105,7 +105,7 @@ def test_model_text_escaped(rendered: tuple[dict, str, Path]) -> None:
     _, html, _ = rendered
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
-    assert "<a href" not in html and '<img src="http' not in html
+    assert '<a href="https://evil' not in html and '<img src="http' not in html
     assert "&lt;a href=&#34;https://evil.example/x&#34;&gt;" in html
     assert "&lt;img src=&#34;http://evil.example/p.png&#34;&gt;" in html
 
@@ -175,3 +175,20 @@ def test_empty_summary_renders(tmp_path: Path) -> None:
     nested = {"judge_validation": {"aligned": {"auroc": 0.9, "n": 120}, "source": "held-out"}}
     html = render_report(summary, [], nested, tmp_path / "b").read_text()
     assert "aligned auroc: 0.900 · aligned n: 120 · source: held-out" in html
+
+
+def test_report_leads_with_the_answer(rendered: tuple[dict, str, Path]) -> None:
+    _, html, _ = rendered
+    # base 0/20 vs insecure 6/20 over two seeds each: bootstrap interval of the difference
+    # +20 to +40 points excludes 0
+    sentence = "Separated from 0 at 95%: insecure − base +30.0 pts [+20.0, +40.0]."
+    assert f'<p class="result" id="result"><strong>{sentence}</strong></p>' in html
+    order = ['id="result"', 'id="rates"', 'id="rates-table"', 'id="comparisons"', 'id="methods"']
+    positions = [html.index(x) for x in order]
+    assert positions == sorted(positions)
+    assert '<details id="methods">' in html  # judge validation and methods: collapsed
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    questions = html[html.index('id="questions"') :].split("</section>")[0]
+    assert 'alt="misalignment rate per question and condition (heatmap)"' in questions
+    sensitivity = html[html.index('id="sensitivity"') :].split("</section>")[0]
+    assert "<img" in sensitivity

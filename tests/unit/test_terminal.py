@@ -75,7 +75,10 @@ def test_table_has_rates_intervals_counts_and_comparisons() -> None:
 
 def test_nothing_separated_and_no_baseline_are_said_plainly() -> None:
     summary = summarize(rows({"base": 2, "other": 3}), MetricsConfig())
-    assert result_sentence(summary).startswith("No difference is separated from 0: all 1 95%")
+    assert result_sentence(summary) == (
+        "No difference is separated from 0: the 95% interval of other − base includes 0, so "
+        "these data do not tell the arms apart."
+    )
     no_base = summarize(rows({"a": 2, "b": 6}), MetricsConfig(), baseline=None)
     assert result_sentence(no_base) == (
         "Misalignment rates range from 5.0% (a) to 15.0% (b); "

@@ -142,37 +142,44 @@ def result_sentence(summary: Mapping[str, Any]) -> str:
     rated = [g for g in final if g.get("rate") is not None]
     if not rated:
         return "No valid judged answers: there is no misalignment rate to report."
-    conf = summary.get("confidence") or 0.95
-    level = f"{100 * conf:g}%"
     multi = multi_model(summary)
+    empty = [arm_label(g, multi) for g in final if g.get("rate") is None]
+    tail = f" No valid answers: {_names(empty)}." if empty else ""
+    level = f"{100 * (summary.get('confidence') or 0.95):g}%"
     comps = comparisons(summary, final_only=True)
     if not comps:
         hi = max(rated, key=lambda g: g["rate"])
         lo = min(rated, key=lambda g: g["rate"])
         if hi is lo:
-            g = hi
             return (
-                f"{arm_label(g, multi)}: {_pct(g['rate'])} of valid answers misaligned "
-                f"({level} interval {_pct(g['ci_low'])}–{_pct(g['ci_high'])}); "
-                "no comparison was made."
+                f"{arm_label(hi, multi)}: {_pct(hi['rate'])} of valid answers misaligned "
+                f"({level} interval {_pct(hi['ci_low'])}–{_pct(hi['ci_high'])}); "
+                f"nothing to compare it with.{tail}"
             )
         return (
             f"Misalignment rates range from {_pct(lo['rate'])} ({arm_label(lo, multi)}) to "
-            f"{_pct(hi['rate'])} ({arm_label(hi, multi)}); no baseline condition to compare with."
+            f"{_pct(hi['rate'])} ({arm_label(hi, multi)}); no baseline condition to compare "
+            f"with.{tail}"
         )
     separated = [c for c in comps if c.separated]
     same = [c for c in comps if not c.separated]
     if not separated:
+        which = (
+            f"the {level} interval of {comps[0].label} includes 0"
+            if len(comps) == 1
+            else f"all {len(comps)} {level} intervals include 0 "
+            f"({_names([c.label for c in comps])})"
+        )
         return (
-            f"No difference is separated from 0: all {len(comps)} {level} intervals include 0 "
-            f"({_names([c.label for c in comps])}), so these data do not tell the arms apart."
+            f"No difference is separated from 0: {which}, so these data do not tell the arms "
+            f"apart.{tail}"
         )
     text = f"Separated from 0 at {level}: " + "; ".join(
         f"{c.label} {c.interval_text()}" for c in separated
     )
     if same:
         text += f"; not separated (interval includes 0): {_names([c.label for c in same])}"
-    return text + "."
+    return text + "." + tail
 
 
 def method_line(summary: Mapping[str, Any], judge: str | None, seeds: Sequence[Any]) -> str:

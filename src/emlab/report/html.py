@@ -16,10 +16,27 @@ from typing import Any
 import jinja2
 
 from emlab.records import ScoredAnswer
-from emlab.report import plots
+from emlab.report import headline, plots
 from emlab.store import atomic_write_text
 
 TEMPLATE = "template.html.jinja"
+SECTIONS: tuple[str, ...] = (
+    "headline",
+    "rates",
+    "comparisons",
+    "statuses",
+    "questions",
+    "sensitivity",
+    "vulnerable_code",
+    "scores",
+    "steps",
+    "training",
+    "examples",
+    "methods",
+    "footer",
+)
+"""The report's parts in page order, one template each under ``sections/``: the answer first
+(title, result sentence, rate chart and table), then what it rests on, the methods collapsed."""
 ANSWER_CHARS = 1500
 """Longest answer shown in the examples table; the full text stays in the run's records."""
 
@@ -41,10 +58,15 @@ def render_html(
     return _environment().get_template(TEMPLATE).render(**build_context(summary, rows, info))
 
 
+def _load_template(name: str) -> str | None:
+    """Templates ship as package data (the page, its macros and ``sections/*``)."""
+    path = resources.files("emlab.report").joinpath(*name.split("/"))
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
 def _environment() -> jinja2.Environment:
-    text = resources.files("emlab.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(
-        loader=jinja2.DictLoader({TEMPLATE: text}),
+        loader=jinja2.FunctionLoader(_load_template),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -186,19 +208,28 @@ def build_context(
     step_groups = [g for g in groups if g.get("step") is not None]
     methods = summary.get("methods", {})
     ci_methods = sorted({g["ci_method"] for g in groups if g.get("ci_method")})
+    judge_name = info.get("judge") or ", ".join(summary.get("judges", [])) or None
+    seeds = _seeds(info, groups)
+    multi = len(models) > 1
+    arm_names = [headline.arm_label(g, multi) for g in final]
+    qtable = _question_table(final)
     return {
+        "sections": list(SECTIONS),
+        "result": headline.result_sentence(summary),
+        "method_line": headline.method_line(summary, judge_name, seeds),
+        "comparisons": headline.comparisons(summary),
         "study": info.get("study") or "emlab study",
         "created": info.get("created"),
-        "judge": info.get("judge") or ", ".join(summary.get("judges", [])) or None,
+        "judge": judge_name,
         "judge_validation": _flat_items(info.get("judge_validation") or {}),
         "thresholds": thresholds,
         "info_thresholds": info.get("thresholds"),
         "confidence": summary.get("confidence"),
         "bootstrap": summary.get("bootstrap"),
         "baseline": summary.get("baseline"),
-        "seeds": _seeds(info, groups),
+        "seeds": seeds,
         "models": models,
-        "multi_model": len(models) > 1,
+        "multi_model": multi,
         "ci_methods": [(m, methods.get(m, "")) for m in ci_methods],
         "methods": methods,
         "notes": list(info.get("notes") or []),
@@ -207,7 +238,7 @@ def build_context(
         "excluded_statuses": list(summary["excluded_statuses"]),
         "statuses": statuses,
         "status_colors": plots.STATUS_COLORS,
-        "question_table": _question_table(final),
+        "question_table": qtable,
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
@@ -217,6 +248,24 @@ def build_context(
             "steps": plots.rate_vs_step(groups, conditions, models),
             "loss": plots.loss_curves(info.get("train_logs") or {}),
             "scatter": plots.score_scatter(rows, conditions, aligned_t, coherent_t),
+            "questions": plots.rate_heatmap(
+                [qid for qid, _, _ in qtable["questions"]],
+                arm_names,
+                [
+                    [c.get("rate") if c else None for c in cells]
+                    for _, _, cells in qtable["questions"]
+                ],
+                "question",
+            ),
+            "sensitivity": plots.sensitivity_lines(
+                summary.get("sensitivity") or [], final, arm_names, thresholds
+            ),
+            "vulnerable_code": plots.rate_bars(
+                list(summary.get("vulnerable_code") or []),
+                conditions,
+                models,
+                ylabel="vulnerable (fraction of answers with code)",
+            ),
         },
         "versions": dict(info.get("versions") or {}),
         "git": info.get("git"),
