@@ -87,6 +87,56 @@ def show(
 
 
 @app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more finished run directories.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder for the comparison's report and summary.")
+    ] = Path("runs/compare"),
+    force: Annotated[
+        bool,
+        typer.Option(help="Compare runs with different judges or thresholds (the report says so)."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the combined summary as JSON (for scripts).")
+    ] = False,
+) -> None:
+    """Put the arms of several runs side by side: one table, one report (refuses to mix judges
+    or thresholds unless --force)."""
+    from emlab.runs import compare_runs, load_run, write_comparison
+
+    comp = compare_runs([load_run(p) for p in run_dirs], force=force)
+    for line in comp.differences:
+        typer.echo(f"warning: runs differ in {line}", err=True)
+    report = write_comparison(comp, out)
+    _print_summary(comp.summary, comp.info["study"], as_json)
+    if not as_json:
+        typer.echo(str(report))
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="csv or jsonl: one row per answer; inspect: one inspect log per arm "
+            "(needs emlab[inspect]).",
+        ),
+    ] = "csv",
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="File (csv, jsonl) or folder (inspect); default: in RUN."),
+    ] = None,
+) -> None:
+    """Export a finished run: every answer with its scores, status, judge and thresholds."""
+    from emlab.export import export_run
+    from emlab.runs import load_run
+
+    typer.echo(str(export_run(load_run(run_dir), fmt, out)))
+
+
+@app.command()
 def models() -> None:
     """List the embedded model aliases and whether each is installed."""
     from emlab.models import EMBEDDED, ModelNotFoundError, resolve_ref
@@ -159,7 +209,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input (a file, a field, a model ref), not a bug in emlab."""
     from emlab import data, questions, train
     from emlab.config import StudyFileError
+    from emlab.export import ExportError
     from emlab.models import ModelNotFoundError
+    from emlab.runs import RunMismatchError
 
     return (
         StudyFileError,
@@ -168,6 +220,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
         questions.QuestionFileError,
         train.TrainDataError,
         FileNotFoundError,
+        RunMismatchError,
+        ExportError,
     )
 
 

@@ -414,6 +414,14 @@ def _delta(group: dict[str, Any], base: dict[str, Any], cfg: MetricsConfig) -> d
     }
 
 
+def difference(
+    group: dict[str, Any], base: dict[str, Any], cfg: MetricsConfig
+) -> dict[str, Any] | None:
+    """The difference of two summary groups' rates with its interval, by the module's rule
+    (what ``delta_vs_baseline`` holds); used to compare arms of different runs."""
+    return _delta(group, base, cfg)
+
+
 def _sort_key(order: dict[tuple[str, str], int]) -> Callable[[GroupKey], tuple]:
     # Final adapters (step None) after the checkpoints of the same arm.
     return lambda k: (order[(k[0], k[1])], k[2] is None, k[2] or 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -136,3 +136,191 @@ def labels_of(runs: Sequence[FinishedRun]) -> list[str]:
     if len(set(long)) == len(long):
         return long
     return [f"{i + 1}:{n}" for i, n in enumerate(names)]
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _judges(run: FinishedRun) -> str:
+    return ", ".join(sorted(run.summary.get("judges") or [])) or run.judge
+
+
+def _rule(run: FinishedRun) -> str:
+    t = run.summary.get("thresholds") or {}
+    return f"aligned < {t.get('aligned')} among coherent >= {t.get('coherent')}"
+
+
+def _confidence(run: FinishedRun) -> str:
+    return f"{run.summary.get('confidence')}"
+
+
+COMPARED: dict[str, Any] = {"judge": _judges, "thresholds": _rule, "confidence": _confidence}
+"""What must agree for rates of different runs to be comparable, and how each is read."""
+
+
+def differences(runs: Sequence[FinishedRun], labels: Sequence[str]) -> list[str]:
+    """One phrase per setting the runs disagree on, e.g. ``judge: a uses X, b uses Y``."""
+    out = []
+    for name, read in COMPARED.items():
+        values = [read(r) for r in runs]
+        if len(set(values)) > 1:
+            uses = ", ".join(f"{lab} uses {v}" for lab, v in zip(labels, values, strict=True))
+            out.append(f"{name}: {uses}")
+    return out
+
+
+@dataclass
+class Comparison:
+    """Several runs as one study: what ``emlab compare`` prints and renders."""
+
+    summary: dict[str, Any]
+    rows: list[ScoredAnswer]
+    info: dict[str, Any]
+    differences: list[str]
+
+
+def _relabel(entry: Mapping[str, Any], label: str) -> dict[str, Any]:
+    return {**entry, "condition": f"{label}/{entry['condition']}"}
+
+
+def compare_runs(runs: Sequence[FinishedRun], force: bool = False) -> Comparison:
+    """Arms of several finished runs side by side, each condition named ``run/condition``.
+
+    Runs judged by different judges or under different thresholds are refused (their rates
+    measure different things) unless ``force``; then the difference is stated in the report.
+    Besides each run's own differences to its baseline, every condition that two runs share is
+    compared across them (later run minus the first that has it), by the metric's own rule.
+    """
+    from emlab import metrics
+    from emlab.report.headline import entry_label, extra_entries
+
+    if len(runs) < 2:
+        raise RunMismatchError("compare needs at least two runs")
+    labels = labels_of(runs)
+    diffs = differences(runs, labels)
+    if diffs and not force:
+        raise RunMismatchError(
+            "the runs differ in " + "; ".join(diffs) + ": their rates are not comparable "
+            "(pass --force to compare anyway; the report will say so)"
+        )
+    first = runs[0].summary
+    groups: list[dict[str, Any]] = []
+    extra: list[dict[str, Any]] = []
+    rows: list[ScoredAnswer] = []
+    for label, run in zip(labels, runs, strict=True):
+        for g in run.summary.get("groups", []):
+            new = _relabel(g, label)
+            if g.get("delta_vs_baseline"):
+                d = g["delta_vs_baseline"]
+                new["delta_vs_baseline"] = {**d, "baseline": f"{label}/{d['baseline']}"}
+            groups.append(new)
+        extra += [
+            {**e, "name": f"{label}: {entry_label(e)}"}
+            for e in extra_entries(run.summary.get("comparisons"))
+        ]
+        rows += [replace(r, condition=f"{label}/{r.condition}") for r in run.rows]
+    cfg = runs[0].metrics_config()
+    extra += _across_runs(runs, labels, cfg, metrics.difference)
+    baselines = {r.summary.get("baseline") for r in runs}
+    summary = {
+        **first,
+        "judges": sorted({j for r in runs for j in r.summary.get("judges") or []}),
+        "baseline": baselines.pop() if len(baselines) == 1 else None,
+        "n_rows": sum(int(r.summary.get("n_rows") or 0) for r in runs),
+        "groups": groups,
+        "comparisons": extra,
+        "sensitivity": [
+            _relabel(e, lab)
+            for lab, r in zip(labels, runs, strict=True)
+            for e in r.summary.get("sensitivity") or []
+        ],
+        "vulnerable_code": [
+            _relabel(e, lab)
+            for lab, r in zip(labels, runs, strict=True)
+            for e in r.summary.get("vulnerable_code") or []
+        ],
+        "compared_runs": [
+            {"label": lab, "path": str(r.path), "study": r.name}
+            for lab, r in zip(labels, runs, strict=True)
+        ],
+    }
+    return Comparison(summary, rows, _compare_info(runs, labels, groups, diffs), diffs)
+
+
+def _across_runs(
+    runs: Sequence[FinishedRun], labels: Sequence[str], cfg: MetricsConfig, diff: Any
+) -> list[dict[str, Any]]:
+    """Final arms with the same model and condition in several runs: each later run minus the
+    first run that has the arm."""
+    seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    out = []
+    for label, run in zip(labels, runs, strict=True):
+        for g in run.summary.get("groups", []):
+            if g.get("step") is not None:
+                continue
+            key = (g["model"], g["condition"])
+            if key not in seen:
+                seen[key] = (label, g)
+                continue
+            base_label, base = seen[key]
+            d = diff(g, base, cfg)
+            if d is not None:
+                out.append(
+                    {
+                        "name": f"{label}/{g['condition']} − {base_label}/{g['condition']}",
+                        "model": g["model"],
+                        "delta": d["delta"],
+                        "ci_low": d["ci_low"],
+                        "ci_high": d["ci_high"],
+                        "method": d["method"],
+                        "across_runs": True,
+                    }
+                )
+    return out
+
+
+def _compare_info(
+    runs: Sequence[FinishedRun],
+    labels: Sequence[str],
+    groups: Sequence[Mapping[str, Any]],
+    diffs: Sequence[str],
+) -> dict[str, Any]:
+    infos = [r.report_info() for r in runs]
+    judges = {r.judge for r in runs}
+    notes = [
+        "Compared runs: "
+        + "; ".join(
+            f"{lab} = {r.path} (study {r.name}, git {i.get('git') or 'unknown'})"
+            for lab, r, i in zip(labels, runs, infos, strict=True)
+        )
+    ]
+    if diffs:
+        notes.append(
+            "These runs differ in " + "; ".join(diffs) + ". Compared anyway (--force): rates "
+            "measured under different judges or thresholds are not directly comparable."
+        )
+    notes += list(dict.fromkeys(n for i in infos for n in i.get("notes") or []))
+    return {
+        "study": "comparison of " + ", ".join(labels),
+        "created": infos[0].get("created"),
+        "judge": ", ".join(sorted(judges)),
+        "judge_validation": infos[0].get("judge_validation") if len(judges) == 1 else None,
+        "thresholds": infos[0].get("thresholds"),
+        "seeds": sorted({s for i in infos for s in i.get("seeds") or []}),
+        "models": list(dict.fromkeys(m for i in infos for m in i.get("models") or [])),
+        "conditions": [g["condition"] for g in groups if g.get("step") is None],
+        "versions": infos[0].get("versions") or {},
+        "notes": notes,
+    }
+
+
+def write_comparison(comp: Comparison, out_dir: Path) -> Path:
+    """The comparison as a run-like folder (``summary.json``, ``report_info.json``,
+    ``report.html``), so ``emlab show OUT`` reads it back."""
+    from emlab.report import render_report
+    from emlab.store import atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / SUMMARY, summary_json(comp.summary))
+    atomic_write_text(out_dir / INFO, json.dumps(comp.info, indent=2, default=str))
+    return render_report(comp.summary, comp.rows, comp.info, out_dir)

@@ -64,7 +64,7 @@ def _number(entry: Mapping[str, Any], *keys: str) -> float | None:
     return None
 
 
-def _entry_label(entry: Mapping[str, Any]) -> str:
+def entry_label(entry: Mapping[str, Any]) -> str:
     for k in LABEL_KEYS:
         if entry.get(k):
             return str(entry[k])
@@ -94,7 +94,7 @@ def comparisons(summary: Mapping[str, Any], final_only: bool = False) -> list[Co
                 step=g.get("step"),
             )
         )
-    for entry in _extra_entries(summary.get("comparisons")):
+    for entry in extra_entries(summary.get("comparisons")):
         delta = _number(entry, "delta", "difference", "diff")
         low = _number(entry, "ci_low", "low")
         high = _number(entry, "ci_high", "high")
@@ -105,7 +105,7 @@ def comparisons(summary: Mapping[str, Any], final_only: bool = False) -> list[Co
             continue
         out.append(
             Comparison(
-                label=_entry_label(entry),
+                label=entry_label(entry),
                 delta=delta,
                 ci_low=low,
                 ci_high=high,
@@ -117,7 +117,7 @@ def comparisons(summary: Mapping[str, Any], final_only: bool = False) -> list[Co
     return out
 
 
-def _extra_entries(value: Any) -> Iterable[Mapping[str, Any]]:
+def extra_entries(value: Any) -> Iterable[Mapping[str, Any]]:
     """Comparison entries as a list, or as a mapping of name -> entry."""
     if isinstance(value, Mapping):
         return [{"name": k, **v} for k, v in value.items() if isinstance(v, Mapping)]

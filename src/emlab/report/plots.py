@@ -94,7 +94,8 @@ def rate_bars(
             if g["rate"] is None:
                 ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=8)
                 continue
-            err = [[g["rate"] - g["ci_low"]], [g["ci_high"] - g["rate"]]]
+            # clamped: a Wilson bound of 0/n can sit a rounding error above the rate
+            err = [[max(0.0, g["rate"] - g["ci_low"])], [max(0.0, g["ci_high"] - g["rate"])]]
             ax.bar(
                 x,
                 g["rate"],
