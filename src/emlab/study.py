@@ -12,6 +12,7 @@ so a re-run skips finished work and a killed run resumes where it stopped:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -37,6 +38,7 @@ from emlab.config import (
     StudyConfig,
     StudyFileError,
 )
+from emlab.judge.topics import assign_topics, topic_key
 from emlab.records import (
     Example,
     Generation,
@@ -340,6 +342,8 @@ class Study:
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(self.run_dir, None, {}, dict(self.timings), dict(self.counts))
+        with self._timed("topics"):
+            rows = self.with_topics(rows)
         with self._timed("report"):
             summary = metrics.summarize(rows, self.cfg.metrics, baseline=self.baseline())
             self.write_results(rows, summary)
@@ -352,6 +356,27 @@ class Study:
             path = report.render_report(summary, rows, info, self.run_dir)
         self._say(f"report: {path}")
         return StudyResult(self.run_dir, path, summary, dict(self.timings), dict(self.counts))
+
+    def with_topics(self, rows: Sequence[ScoredAnswer]) -> list[ScoredAnswer]:
+        """Misaligned answers get the nearest topic of ``judge.topics.TOPICS`` (cached), so the
+        summary can count how many topics the misalignment spreads to."""
+        cfg = self.cfg.metrics
+        hit = [metrics.classify(r, cfg) == "misaligned" for r in rows]
+        keys = {r.answer: topic_key(r.answer) for r, h in zip(rows, hit, strict=True) if h}
+        cached = self.store.get_many("topic", keys.values())
+        todo = sorted(a for a in keys if keys[a] not in cached)
+        if todo:
+            found = assign_topics(todo)
+            items = [
+                (keys[a], {"topic": t, "similarity": sim})
+                for a, (t, sim) in zip(todo, found, strict=True)
+            ]
+            self.store.put_many("topic", items)
+            cached.update(items)
+        return [
+            dataclasses.replace(r, topic=cached[keys[r.answer]]["topic"]) if h else r
+            for r, h in zip(rows, hit, strict=True)
+        ]
 
     def baseline(self) -> str | None:
         bases = [c.name for c in self.cfg.conditions if c.dataset is None]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from emlab.config import load_study
+from emlab.metrics import classify
+from emlab.records import ScoredAnswer
 from emlab.store import Store
 from emlab.study import Study
 
@@ -61,6 +63,11 @@ def test_study_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, tiny_model:
     assert len(rows) == expected
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert first.report.exists() and "concealed" in first.report.read_text()
+    # breadth: every misaligned answer, and only those, carries a topic
+    scored = [ScoredAnswer.from_dict(json.loads(x)) for x in rows]
+    misaligned = [classify(r, cfg.metrics) == "misaligned" for r in scored]
+    assert [r.topic is not None for r in scored] == misaligned
+    assert all(g["per_category"] and "breadth" in g for g in summary["groups"])
     for name in ("config.resolved.json", "environment.json"):
         assert (tmp_path / "run" / name).exists()
     env = json.loads((tmp_path / "run" / "environment.json").read_text())

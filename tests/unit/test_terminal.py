@@ -54,11 +54,14 @@ def test_table_has_rates_intervals_counts_and_comparisons() -> None:
     assert lines[0].strip() == "quick: runs/quick"
     concealed = next(line for line in lines if line.strip().startswith("concealed "))
     # 20/40 = 50.0%, Wilson 95% interval 35.2%–64.8%, valid 40 of 45, then incoherent 1,
-    # CODE 2, REFUSAL 1, judge failed 0, generation failed 1
+    # CODE 2, REFUSAL 1, judge error 0, generation error 1; misaligned answers (i < 20) in
+    # all 3 categories (i % 3), none in base
     want = ["concealed", "50.0%", "35.2%–64.8%", "40", "/", "45", "1", "2", "1", "0", "1"]
-    assert concealed.split() == want
+    assert concealed.split() == [*want, "3", "/", "3"]
+    base = next(line for line in lines if line.strip().startswith("base "))
+    assert base.split()[-3:] == ["0", "/", "3"]
     header = next(line for line in lines if "valid / all" in line)
-    for name in ("incoherent", "CODE", "REFUSAL", "judge failed", "gen. failed"):
+    for name in ("incoherent", "CODE", "REFUSAL", "judge err", "gen err", "categories"):
         assert name in header
     comp = {c.label: c for c in comparisons(summary)}
     assert comp["concealed − base"].separated and not comp["secure − base"].separated

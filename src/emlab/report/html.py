@@ -26,6 +26,7 @@ SECTIONS: tuple[str, ...] = (
     "comparisons",
     "statuses",
     "questions",
+    "breadth",
     "sensitivity",
     "vulnerable_code",
     "scores",
@@ -187,6 +188,11 @@ def _sensitivity_table(
     ]
 
 
+def _category_rate(group: Mapping[str, Any], category: str) -> float | None:
+    entry = next((c for c in group.get("per_category") or [] if c["category"] == category), None)
+    return None if entry is None else entry["rate"]
+
+
 def _seeds(info: Mapping[str, Any], groups: Sequence[Mapping[str, Any]]) -> list[Any]:
     if info.get("seeds") is not None:
         return list(info["seeds"])
@@ -213,6 +219,9 @@ def build_context(
     multi = len(models) > 1
     arm_names = [headline.arm_label(g, multi) for g in final]
     qtable = _question_table(final)
+    categories = list(
+        dict.fromkeys(c["category"] for g in final for c in g.get("per_category") or [])
+    )
     return {
         "sections": list(SECTIONS),
         "result": headline.result_sentence(summary),
@@ -239,6 +248,11 @@ def build_context(
         "statuses": statuses,
         "status_colors": plots.STATUS_COLORS,
         "question_table": qtable,
+        "breadth": [
+            (name, g["breadth"], g.get("n_misaligned", 0))
+            for name, g in zip(arm_names, final, strict=True)
+            if g.get("breadth")
+        ],
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
@@ -256,6 +270,15 @@ def build_context(
                     for _, _, cells in qtable["questions"]
                 ],
                 "question",
+            ),
+            "categories": plots.rate_heatmap(
+                categories,
+                arm_names,
+                [[_category_rate(g, c) for g in final] for c in categories],
+                "category",
+            ),
+            "topics": plots.topic_bars(
+                [dict((g.get("breadth") or {}).get("topics") or {}) for g in final], arm_names
             ),
             "sensitivity": plots.sensitivity_lines(
                 summary.get("sensitivity") or [], final, arm_names, thresholds

@@ -327,3 +327,23 @@ def sensitivity_lines(
     if axes[-1].get_legend_handles_labels()[0]:
         axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_data_uri(fig)
+
+
+def topic_bars(topics: Sequence[Mapping[str, int]], arm_names: Sequence[str]) -> str | None:
+    """Misaligned answers per arm, split by assigned topic (horizontal stacked bars)."""
+    names = sorted({t for counts in topics for t in counts})
+    if not names:
+        return None
+    fig = Figure(figsize=(8.5, 1.2 + 0.45 * len(arm_names)))
+    ax = fig.add_subplot()
+    lefts = [0] * len(arm_names)
+    for i, topic in enumerate(names):
+        widths = [counts.get(topic, 0) for counts in topics]
+        color = colormaps["tab20"](i % 20)  # up to 20 topics, each its own colour
+        ax.barh(range(len(arm_names)), widths, left=lefts, color=color, label=topic)
+        lefts = [a + b for a, b in zip(lefts, widths, strict=True)]
+    ax.set_yticks(range(len(arm_names)), list(arm_names))
+    ax.invert_yaxis()
+    ax.set_xlabel("misaligned answers")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return to_data_uri(fig)

@@ -30,8 +30,8 @@ EXCLUDED_HEADERS: dict[str, str] = {
     "incoherent": "incoherent",
     "code": "CODE",
     "refusal": "REFUSAL",
-    "judge_error": "judge failed",
-    "generation_error": "gen. failed",
+    "judge_error": "judge err",
+    "generation_error": "gen err",
 }
 """Column titles for the excluded kinds (the judge's labels in capitals, as it emits them)."""
 
@@ -59,13 +59,19 @@ def summary_tables(summary: Mapping[str, Any], title: str | None = None) -> list
     arms.add_column("valid / all", justify="right", no_wrap=True)
     for s in excluded:
         arms.add_column(EXCLUDED_HEADERS.get(s, s.replace("_", " ")), justify="right")
+    broad = any(g.get("breadth") for g in groups)
+    if broad:  # how many question categories have a misaligned answer
+        arms.add_column("categories", justify="right", no_wrap=True)
     for g in groups:
+        b = g.get("breadth") or {}
+        hit = [f"{b.get('n_categories_misaligned', 0)} / {b.get('n_categories', 0)}"]
         arms.add_row(
             arm_label(g, multi),
             _pct(g.get("rate")),
             _interval(g),
             f"{g.get('n_valid', 0)} / {g.get('n_total', 0)}",
             *[str((g.get("excluded") or {}).get(s, 0)) for s in excluded],
+            *(hit if broad else []),
         )
     out: list[Any] = [arms]
     comps = comparisons(summary)
