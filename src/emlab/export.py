@@ -90,7 +90,7 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
                 "coherent_threshold": cfg.coherent_threshold,
                 "measure": r.measure,
                 "vulnerable": r.vulnerable,
-                "topic": getattr(r, "topic", None),
+                "topic": r.topic,
             }
         )
     return out

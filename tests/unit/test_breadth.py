@@ -102,3 +102,15 @@ def test_topics_are_assigned_by_the_embedded_encoder() -> None:
     assert [t for t, _ in got] == ["power", "crime", "discrimination", "benign"]
     assert all(t in TOPICS and -1.0 <= s <= 1.0 for t, s in got)
     assert assign_topics([]) == []
+
+
+def test_export_carries_the_topic(tmp_path: Path) -> None:
+    from test_runs import make_run
+
+    from emlab.export import flat_rows
+    from emlab.runs import load_run
+
+    rows = _rows()
+    flat = flat_rows(load_run(make_run(tmp_path / "run", rows)))
+    assert [f["topic"] for f in flat] == [r.topic for r in rows]
+    assert {f["status"] for f in flat if f["topic"]} == {"misaligned"}
