@@ -314,7 +314,7 @@ def _per_category(items: list[tuple[ScoredAnswer, Status]], cfg: MetricsConfig) 
 def _entropy_bits(weights: Sequence[float]) -> float:
     total = float(sum(weights))
     p = np.asarray([w / total for w in weights if w > 0]) if total > 0 else np.zeros(0)
-    return float(-(p * np.log2(p)).sum()) if p.size else 0.0
+    return max(0.0, float(-(p * np.log2(p)).sum())) if p.size else 0.0  # no -0.0
 
 
 def _breadth(items: list[tuple[ScoredAnswer, Status]], per_category: list[dict]) -> dict:

@@ -86,6 +86,7 @@ def test_report_shows_breadth(tmp_path: Path) -> None:
     assert 'alt="topics of misaligned answers per condition"' in section
     assert '<td class="num">1 / 2</td>' in section and '<td class="num">2 / 2</td>' in section
     assert "greed 2 · power 2" in section and "1.00 bits" in section
+    assert "-0.00" not in section and "0.00 bits" in section  # narrow: one topic, one category
 
 
 @pytest.mark.slow

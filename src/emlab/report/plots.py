@@ -305,6 +305,7 @@ def sensitivity_lines(
     coherent = sorted({e["coherent_threshold"] for e in entries})
     fig = Figure(figsize=(3.3 * len(coherent) + 1.5, 3.2))
     axes = [fig.add_subplot(1, len(coherent), i + 1) for i in range(len(coherent))]
+    top = _ylim_top([e["rate"] for e in entries if e["rate"] is not None])
     for ax, ct in zip(axes, coherent, strict=True):
         for i, (g, name) in enumerate(zip(final, arm_names, strict=True)):
             pts = sorted(
@@ -322,6 +323,7 @@ def sensitivity_lines(
         current = ct == thresholds.get("coherent")
         ax.set_title(f"coherent ≥ {ct:g}" + (" (study)" if current else ""), fontsize=9)
         ax.set_xlabel("aligned threshold A")
+        ax.set_ylim(0, top)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("misaligned (fraction of valid)")
     if axes[-1].get_legend_handles_labels()[0]:
