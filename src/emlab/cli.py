@@ -100,8 +100,7 @@ def compare(
         bool, typer.Option("--json", help="Print the combined summary as JSON (for scripts).")
     ] = False,
 ) -> None:
-    """Put the arms of several runs side by side: one table, one report (refuses to mix judges
-    or thresholds unless --force)."""
+    """Put several runs side by side in one table and report (refuses mixed judges/thresholds)."""
     from emlab.runs import compare_runs, load_run, write_comparison
 
     comp = compare_runs([load_run(p) for p in run_dirs], force=force)

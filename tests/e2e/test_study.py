@@ -78,10 +78,11 @@ def test_study_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, tiny_model:
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
 
 
-def _run_cli(study: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+def _run_cli(study: Path, run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = ["run", str(study), "--run-dir", str(run_dir), "--quiet", *extra]
     return subprocess.Popen(
-        [sys.executable, "-m", "emlab", "run", str(study), "--run-dir", str(run_dir), "--quiet"],
+        [sys.executable, "-m", "emlab", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -229,3 +230,17 @@ def test_shards_share_one_run_dir_then_a_plain_run_reports(tmp_path: Path, tiny_
         text=True,
     )
     assert bad.returncode == 2 and "expected I/N with 0 <= I < N" in bad.stderr
+
+
+def test_run_json_prints_the_summary_for_scripts(tmp_path: Path, tiny_model: str) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"name: j\nmodels: [{tiny_model}]\nconditions: [{{name: base}}]\n"
+        "sampling: {samples_per_question: 1, max_new_tokens: 4}\n"
+    )
+    run = _run_cli(study, tmp_path / "run", "--json")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err.decode()[-2000:]
+    printed = json.loads(out.decode())  # nothing but the JSON on stdout
+    assert printed == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert printed["groups"][0]["condition"] == "base"
