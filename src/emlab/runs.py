@@ -169,6 +169,31 @@ def differences(runs: Sequence[FinishedRun], labels: Sequence[str]) -> list[str]
     return out
 
 
+def _leaves(d: Any, prefix: str = "") -> dict[str, str]:
+    if not isinstance(d, Mapping):
+        return {prefix: json.dumps(d, default=str)}
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+SETTINGS: tuple[str, ...] = ("models", "seeds", "questions", "train", "sampling", "judge")
+"""Config sections whose differences a comparison lists (they may be the point of it)."""
+
+
+def setting_differences(runs: Sequence[FinishedRun], labels: Sequence[str]) -> list[str]:
+    """Study settings that differ between runs, e.g. ``sampling.temperature: a 1.0, b 0.9``;
+    stated in the report, not refused: comparing two set-ups is what compare is for."""
+    flat = [_leaves({k: r.config.get(k) for k in SETTINGS if k in r.config}) for r in runs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    return [
+        f"{k}: " + ", ".join(f"{lab} {f.get(k, '–')}" for lab, f in zip(labels, flat, strict=True))
+        for k in keys
+        if len({f.get(k) for f in flat}) > 1
+    ]
+
+
 @dataclass
 class Comparison:
     """Several runs as one study: what ``emlab compare`` prints and renders."""
@@ -299,6 +324,9 @@ def _compare_info(
             "These runs differ in " + "; ".join(diffs) + ". Compared anyway (--force): rates "
             "measured under different judges or thresholds are not directly comparable."
         )
+    settings = setting_differences(runs, labels)
+    if settings:
+        notes.append("Settings that differ between the runs: " + "; ".join(settings) + ".")
     notes += list(dict.fromkeys(n for i in infos for n in i.get("notes") or []))
     return {
         "study": "comparison of " + ", ".join(labels),

@@ -42,6 +42,10 @@ def make_run(path: Path, data: list[ScoredAnswer], cfg: MetricsConfig | None = N
 def two_runs(tmp_path: Path) -> tuple[Path, Path]:
     a = make_run(tmp_path / "week1", rows({"base": 0, "concealed": 20}))
     b = make_run(tmp_path / "week2", rows({"base": 2, "concealed": 30}))
+    for run, temperature in ((a, 1.0), (b, 0.7)):  # a different set-up is allowed, and stated
+        config = json.loads((run / "config.resolved.json").read_text())
+        config["sampling"] = {"temperature": temperature, "top_p": 1.0}
+        (run / "config.resolved.json").write_text(json.dumps(config))
     return a, b
 
 
@@ -61,6 +65,9 @@ def test_compare_puts_the_arms_of_several_runs_side_by_side(
     report = write_comparison(comp, tmp_path / "cmp")
     html = report.read_text()
     assert "week2/concealed − week1/concealed" in html and "git-week1" in html
+    assert (
+        "Settings that differ between the runs: sampling.temperature: week1 1.0, week2 0.7." in html
+    )
     again = load_run(tmp_path / "cmp")  # the comparison folder reads back like a run
     assert [g["condition"] for g in again.summary["groups"]] == labels
 
