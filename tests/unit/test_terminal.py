@@ -150,3 +150,11 @@ def test_show_refuses_what_is_not_a_finished_run(
     )
     code, _, err = emlab_cli(["show", str(tmp_path / "nope")], monkeypatch, capsys)
     assert code == 2 and err.strip() == f"error: {tmp_path / 'nope'}: no such run directory"
+
+
+def test_several_differences_none_separated() -> None:
+    summary = summarize(rows({"base": 2, "a": 3, "b": 1}), MetricsConfig())
+    assert result_sentence(summary) == (
+        "No difference is separated from 0: all 2 intervals (95%) include 0 (a − base and "
+        "b − base), so these data do not tell the arms apart."
+    )

@@ -167,7 +167,7 @@ def result_sentence(summary: Mapping[str, Any]) -> str:
         which = (
             f"the {level} interval of {comps[0].label} includes 0"
             if len(comps) == 1
-            else f"all {len(comps)} {level} intervals include 0 "
+            else f"all {len(comps)} intervals ({level}) include 0 "
             f"({_names([c.label for c in comps])})"
         )
         return (
