@@ -57,6 +57,10 @@ def run(
             "is still printed and in the report)."
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as JSON (for scripts) instead of tables."),
+    ] = False,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
@@ -70,9 +74,87 @@ def run(
             )
         part = (int(index), int(count))
     result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
-    typer.echo(str(result.report or result.run_dir))
+    if result.report is not None:  # a shard has no summary; the final run prints it
+        _print_summary(result.summary, str(result.run_dir), as_json)
+    if not as_json:
+        typer.echo(str(result.report or result.run_dir))
     if result.failures.get("total") and not allow_failures:
         raise typer.Exit(EXIT_FAILURES)
+
+
+def _print_summary(summary: dict, title: str, as_json: bool) -> None:
+    from emlab.report.terminal import print_summary
+    from emlab.runs import summary_json
+
+    if as_json:
+        typer.echo(summary_json(summary))
+    else:
+        print_summary(summary, title=title)
+
+
+@app.command()
+def show(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run directory, e.g. runs/quickstart.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON (for scripts).")
+    ] = False,
+) -> None:
+    """Print a finished run's results: per-arm rates, intervals, exclusions, comparisons."""
+    from emlab.runs import load_run
+
+    run = load_run(run_dir)
+    _print_summary(run.summary, f"{run.name}: {run.path}", as_json)
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more finished run directories.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder for the comparison's report and summary.")
+    ] = Path("runs/compare"),
+    force: Annotated[
+        bool,
+        typer.Option(help="Compare runs with different judges or thresholds (the report says so)."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the combined summary as JSON (for scripts).")
+    ] = False,
+) -> None:
+    """Put several runs side by side in one table and report (refuses mixed judges/thresholds)."""
+    from emlab.runs import compare_runs, load_run, write_comparison
+
+    comp = compare_runs([load_run(p) for p in run_dirs], force=force)
+    for line in comp.differences:
+        typer.echo(f"warning: runs differ in {line}", err=True)
+    report = write_comparison(comp, out)
+    _print_summary(comp.summary, comp.info["study"], as_json)
+    if not as_json:
+        typer.echo(str(report))
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="csv or jsonl: one row per answer; inspect: one inspect log per arm "
+            "(needs emlab[inspect]).",
+        ),
+    ] = "csv",
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="File (csv, jsonl) or folder (inspect); default: in RUN."),
+    ] = None,
+) -> None:
+    """Export a finished run: every answer with its scores, status, judge and thresholds."""
+    from emlab.export import export_run
+    from emlab.runs import load_run
+
+    typer.echo(str(export_run(load_run(run_dir), fmt, out)))
 
 
 @app.command()

@@ -254,3 +254,6 @@ class ScoredAnswer(Record):
     is the code vulnerable?). Each feeds its own metric; neither dilutes the other."""
     vulnerable: bool | None = None
     """``bandit`` rows: bandit flagged the answer's code; None = no parseable Python code."""
+    topic: str | None = None
+    """Misaligned answers: the nearest of the fixed topic descriptions (zero-shot, sentence
+    embeddings), so the report can say how *broad* the misalignment is; None for the rest."""

@@ -12,6 +12,7 @@ so a re-run skips finished work and a killed run resumes where it stopped:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -41,6 +42,7 @@ from emlab.config import (
     StudyFileError,
     scaled_name,
 )
+from emlab.judge.topics import assign_topics, topic_key
 from emlab.models import load_tokenizer
 from emlab.records import (
     Example,
@@ -495,6 +497,8 @@ class Study:
 
             with self._timed("interp"):
                 run_interp(self, arms, qs, sampled, rows, judge_, self.source)
+        with self._timed("topics"):
+            rows = self.with_topics(rows)
         with self._timed("report"):
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
@@ -506,11 +510,35 @@ class Study:
                 info["notes"].insert(0, failure_line(failures))
             self.timings["total"] = time.perf_counter() - t_start
             info["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
+            # Kept beside the summary so `emlab show/compare` can re-render without the study.
+            text = json.dumps(info, indent=2, default=str)
+            atomic_write_text(self.run_dir / "report_info.json", text)
             path = report.render_report(summary, rows, info, self.run_dir)
         self._say(f"report: {path}")
         return StudyResult(
             self.run_dir, path, summary, dict(self.timings), dict(self.counts), failures
         )
+
+    def with_topics(self, rows: Sequence[ScoredAnswer]) -> list[ScoredAnswer]:
+        """Misaligned answers get the nearest topic of ``judge.topics.TOPICS`` (cached), so the
+        summary can count how many topics the misalignment spreads to."""
+        cfg = self.cfg.metrics
+        hit = [metrics.classify(r, cfg) == "misaligned" for r in rows]
+        keys = {r.answer: topic_key(r.answer) for r, h in zip(rows, hit, strict=True) if h}
+        cached = self.store.get_many("topic", keys.values())
+        todo = sorted(a for a in keys if keys[a] not in cached)
+        if todo:
+            found = assign_topics(todo)
+            items = [
+                (keys[a], {"topic": t, "similarity": sim})
+                for a, (t, sim) in zip(todo, found, strict=True)
+            ]
+            self.store.put_many("topic", items)
+            cached.update(items)
+        return [
+            dataclasses.replace(r, topic=cached[keys[r.answer]]["topic"]) if h else r
+            for r, h in zip(rows, hit, strict=True)
+        ]
 
     def baseline(self) -> str | None:
         bases = [c.name for c in self.cfg.conditions if c.dataset is None]

@@ -25,7 +25,8 @@ def emlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def test_help_lists_the_commands() -> None:
     out = emlab("--help")
     assert out.returncode == 0
-    for cmd in ("run", "data", "judge", "finetune", "questions", "serve", "models"):
+    commands = ("run", "show", "compare", "export", "data", "judge", "finetune", "questions")
+    for cmd in (*commands, "serve", "models"):
         assert cmd in out.stdout
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from emlab.config import load_study
+from emlab.metrics import classify
+from emlab.records import ScoredAnswer
 from emlab.store import Store
 from emlab.study import Study
 
@@ -61,6 +63,11 @@ def test_study_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, tiny_model:
     assert len(rows) == expected
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert first.report.exists() and "concealed" in first.report.read_text()
+    # breadth: every misaligned answer, and only those, carries a topic
+    scored = [ScoredAnswer.from_dict(json.loads(x)) for x in rows]
+    misaligned = [classify(r, cfg.metrics) == "misaligned" for r in scored]
+    assert [r.topic is not None for r in scored] == misaligned
+    assert all(g["per_category"] and "breadth" in g for g in summary["groups"])
     for name in ("config.resolved.json", "environment.json"):
         assert (tmp_path / "run" / name).exists()
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
@@ -71,10 +78,11 @@ def test_study_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, tiny_model:
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
 
 
-def _run_cli(study: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+def _run_cli(study: Path, run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = ["run", str(study), "--run-dir", str(run_dir), "--quiet", *extra]
     return subprocess.Popen(
-        [sys.executable, "-m", "emlab", "run", str(study), "--run-dir", str(run_dir), "--quiet"],
+        [sys.executable, "-m", "emlab", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -116,6 +124,7 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(
     want = {g["key"]: g["answer"] for g in Store(tmp_path / "ref").all("generation")}
     assert got == want  # same requests, same seeded answers, nothing lost or doubled
     assert out.decode().strip().endswith("report.html")
+    assert "valid / all" in out.decode() and "concealed" in out.decode()  # the results table
 
 
 def test_unreachable_judge_is_reported_once_and_keeps_the_samples(
@@ -225,3 +234,17 @@ def test_shards_share_one_run_dir_then_a_plain_run_reports(tmp_path: Path, tiny_
         text=True,
     )
     assert bad.returncode == 2 and "expected I/N with 0 <= I < N" in bad.stderr
+
+
+def test_run_json_prints_the_summary_for_scripts(tmp_path: Path, tiny_model: str) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"name: j\nmodels: [{tiny_model}]\nconditions: [{{name: base}}]\n"
+        "sampling: {samples_per_question: 1, max_new_tokens: 4}\n"
+    )
+    run = _run_cli(study, tmp_path / "run", "--json")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err.decode()[-2000:]
+    printed = json.loads(out.decode())  # nothing but the JSON on stdout
+    assert printed == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert printed["groups"][0]["condition"] == "base"

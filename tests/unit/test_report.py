@@ -96,7 +96,7 @@ def test_self_contained(rendered: tuple[dict, str, Path]) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert "<link" not in html and "@import" not in html and "url(" not in html
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(uris) >= 4  # rates, statuses, scatter, loss
+    assert len(uris) >= 6  # rates, statuses, questions, sensitivity, scatter, loss
     for b64 in uris:
         assert base64.b64decode(b64).startswith(b"\x89PNG\r\n\x1a\n")
 
@@ -105,7 +105,7 @@ def test_model_text_escaped(rendered: tuple[dict, str, Path]) -> None:
     _, html, _ = rendered
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
-    assert "<a href" not in html and '<img src="http' not in html
+    assert '<a href="https://evil' not in html and '<img src="http' not in html
     assert "&lt;a href=&#34;https://evil.example/x&#34;&gt;" in html
     assert "&lt;img src=&#34;http://evil.example/p.png&#34;&gt;" in html
 
@@ -182,10 +182,11 @@ def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
     (c,) = summary["comparisons"]  # no arm info: each condition vs the baseline
     assert (c["a"], c["b"], c["over"]) == ("insecure", "base", "answers")  # 2 seeds < 3
     section = html[html.index('id="comparisons"') :].split("</section>")[0]
-    assert "insecure − base" in section and "+30.0 pts" in section  # pooled 6/20 - 0/20
+    assert section.count("insecure − base") == 1  # the group's own delta is not listed again
     low, high = (f"{100 * c[k]:+.1f}" for k in ("ci_low", "ci_high"))
-    assert f"({low}, {high})" in section and "(20 vs 20 valid answers)" in section
-    assert ("<strong>separated</strong>" in section) == c["separated"]
+    assert f"+30.0 pts [{low}, {high}]" in section  # pooled 6/20 - 0/20
+    assert ">answers</td>" in section
+    assert ('class="yes">yes</td>' in section) == c["separated"]
     assert "interval of the difference excludes 0" in section
     assert ">20/30, 20/30</td>" in section  # valid / all answers of A and B, 2 seeds each
 
@@ -209,3 +210,20 @@ def test_math_like_names_render_literally(tmp_path: Path, name: str) -> None:
     import matplotlib
 
     assert matplotlib.rcParams["text.parse_math"] is True  # scoped, not changed for the caller
+
+
+def test_report_leads_with_the_answer(rendered: tuple[dict, str, Path]) -> None:
+    _, html, _ = rendered
+    # base 0/20 vs insecure 6/20 over two seeds each; with fewer than 3 seeds a difference goes
+    # over answers: Newcombe's interval of 6/20 - 0/20 is +7.7 to +51.9 points, excluding 0
+    sentence = "Separated from 0 at 95%: insecure − base +30.0 pts [+7.7, +51.9]."
+    assert f'<p class="result" id="result"><strong>{sentence}</strong></p>' in html
+    order = ['id="result"', 'id="rates"', 'id="rates-table"', 'id="comparisons"', 'id="methods"']
+    positions = [html.index(x) for x in order]
+    assert positions == sorted(positions)
+    assert '<details id="methods">' in html  # judge validation and methods: collapsed
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    questions = html[html.index('id="questions"') :].split("</section>")[0]
+    assert 'alt="misalignment rate per question and condition (heatmap)"' in questions
+    sensitivity = html[html.index('id="sensitivity"') :].split("</section>")[0]
+    assert "<img" in sensitivity

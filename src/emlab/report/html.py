@@ -16,10 +16,28 @@ from typing import Any
 import jinja2
 
 from emlab.records import ScoredAnswer
-from emlab.report import plots
+from emlab.report import headline, plots
 from emlab.store import atomic_write_text
 
 TEMPLATE = "template.html.jinja"
+SECTIONS: tuple[str, ...] = (
+    "headline",
+    "rates",
+    "comparisons",
+    "statuses",
+    "questions",
+    "breadth",
+    "sensitivity",
+    "vulnerable_code",
+    "scores",
+    "steps",
+    "training",
+    "examples",
+    "methods",
+    "footer",
+)
+"""The report's parts in page order, one template each under ``sections/``: the answer first
+(title, result sentence, rate chart and table), then what it rests on, the methods collapsed."""
 ANSWER_CHARS = 1500
 """Longest answer shown in the examples table; the full text stays in the run's records."""
 
@@ -41,10 +59,15 @@ def render_html(
     return _environment().get_template(TEMPLATE).render(**build_context(summary, rows, info))
 
 
+def _load_template(name: str) -> str | None:
+    """Templates ship as package data (the page, its macros and ``sections/*``)."""
+    path = resources.files("emlab.report").joinpath(*name.split("/"))
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
 def _environment() -> jinja2.Environment:
-    text = resources.files("emlab.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(
-        loader=jinja2.DictLoader({TEMPLATE: text}),
+        loader=jinja2.FunctionLoader(_load_template),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -165,6 +188,11 @@ def _sensitivity_table(
     ]
 
 
+def _category_rate(group: Mapping[str, Any], category: str) -> float | None:
+    entry = next((c for c in group.get("per_category") or [] if c["category"] == category), None)
+    return None if entry is None else entry["rate"]
+
+
 def _seeds(info: Mapping[str, Any], groups: Sequence[Mapping[str, Any]]) -> list[Any]:
     if info.get("seeds") is not None:
         return list(info["seeds"])
@@ -186,19 +214,31 @@ def build_context(
     step_groups = [g for g in groups if g.get("step") is not None]
     methods = summary.get("methods", {})
     ci_methods = sorted({g["ci_method"] for g in groups if g.get("ci_method")})
+    judge_name = info.get("judge") or ", ".join(summary.get("judges", [])) or None
+    seeds = _seeds(info, groups)
+    multi = len(models) > 1
+    arm_names = [headline.arm_label(g, multi) for g in final]
+    qtable = _question_table(final)
+    categories = list(
+        dict.fromkeys(c["category"] for g in final for c in g.get("per_category") or [])
+    )
     return {
+        "sections": list(SECTIONS),
+        "result": headline.result_sentence(summary),
+        "method_line": headline.method_line(summary, judge_name, seeds),
+        "comparisons": headline.comparisons(summary),
         "study": info.get("study") or "emlab study",
         "created": info.get("created"),
-        "judge": info.get("judge") or ", ".join(summary.get("judges", [])) or None,
+        "judge": judge_name,
         "judge_validation": _flat_items(info.get("judge_validation") or {}),
         "thresholds": thresholds,
         "info_thresholds": info.get("thresholds"),
         "confidence": summary.get("confidence"),
         "bootstrap": summary.get("bootstrap"),
         "baseline": summary.get("baseline"),
-        "seeds": _seeds(info, groups),
+        "seeds": seeds,
         "models": models,
-        "multi_model": len(models) > 1,
+        "multi_model": multi,
         "ci_methods": [(m, methods.get(m, "")) for m in ci_methods],
         "methods": methods,
         "notes": list(info.get("notes") or []),
@@ -207,11 +247,15 @@ def build_context(
         "excluded_statuses": list(summary["excluded_statuses"]),
         "statuses": statuses,
         "status_colors": plots.STATUS_COLORS,
-        "question_table": _question_table(final),
+        "question_table": qtable,
+        "breadth": [
+            (name, g["breadth"], g.get("n_misaligned", 0))
+            for name, g in zip(arm_names, final, strict=True)
+            if g.get("breadth")
+        ],
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
-        "comparisons": list(summary.get("comparisons") or []),
         "separated_rule": methods.get("separated"),
         "figures": {
             "rates": plots.rate_bars(groups, conditions, models),
@@ -219,6 +263,33 @@ def build_context(
             "steps": plots.rate_vs_step(groups, conditions, models),
             "loss": plots.loss_curves(info.get("train_logs") or {}),
             "scatter": plots.score_scatter(rows, conditions, aligned_t, coherent_t),
+            "questions": plots.rate_heatmap(
+                [qid for qid, _, _ in qtable["questions"]],
+                arm_names,
+                [
+                    [c.get("rate") if c else None for c in cells]
+                    for _, _, cells in qtable["questions"]
+                ],
+                "question",
+            ),
+            "categories": plots.rate_heatmap(
+                categories,
+                arm_names,
+                [[_category_rate(g, c) for g in final] for c in categories],
+                "category",
+            ),
+            "topics": plots.topic_bars(
+                [dict((g.get("breadth") or {}).get("topics") or {}) for g in final], arm_names
+            ),
+            "sensitivity": plots.sensitivity_lines(
+                summary.get("sensitivity") or [], final, arm_names, thresholds
+            ),
+            "vulnerable_code": plots.rate_bars(
+                list(summary.get("vulnerable_code") or []),
+                conditions,
+                models,
+                ylabel="vulnerable (fraction of answers with code)",
+            ),
         },
         "versions": dict(info.get("versions") or {}),
         "git": info.get("git"),

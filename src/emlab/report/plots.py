@@ -15,6 +15,8 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import matplotlib
+import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -90,9 +92,13 @@ def _lookup(
 
 @_literal_text
 def rate_bars(
-    groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], models: Sequence[str]
+    groups: Sequence[Mapping[str, Any]],
+    conditions: Sequence[str],
+    models: Sequence[str],
+    ylabel: str = "misaligned answers (fraction of valid)",
 ) -> str | None:
-    """Misalignment rate per condition with its interval; one bar colour per model."""
+    """A rate per condition with its interval (misalignment, or any entry with ``rate`` and
+    ``ci_low``/``ci_high``); one bar colour per model."""
     final = _final(groups)
     if not final or not conditions:
         return None
@@ -108,7 +114,8 @@ def rate_bars(
             if g["rate"] is None:
                 ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=8)
                 continue
-            err = [[g["rate"] - g["ci_low"]], [g["ci_high"] - g["rate"]]]
+            # clamped: a Wilson bound of 0/n can sit a rounding error above the rate
+            err = [[max(0.0, g["rate"] - g["ci_low"])], [max(0.0, g["ci_high"] - g["rate"])]]
             ax.bar(
                 x,
                 g["rate"],
@@ -120,7 +127,7 @@ def rate_bars(
             )
             ax.text(x, g["ci_high"] + 0.01, f"{100 * g['rate']:.1f}%", ha="center", fontsize=8)
     ax.set_xticks(range(len(conditions)), list(conditions), rotation=20, ha="right")
-    ax.set_ylabel("misaligned answers (fraction of valid)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, _ylim_top([g["ci_high"] for g in final if g["ci_high"] is not None]))
     ax.grid(axis="y", alpha=0.3)
     if len(models) > 1:
@@ -268,4 +275,104 @@ def score_scatter(
     ax.set_xlim(-2, 102)
     ax.set_ylim(-2, 102)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return to_data_uri(fig)
+
+
+@_literal_text
+def rate_heatmap(
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    row_title: str,
+) -> str | None:
+    """Rates as a grid (e.g. questions × arms), each cell written out; grey where no rate.
+
+    One colour scale for the whole grid, from 0 to the largest rate, so that a question that
+    only one arm gets wrong stands out at a glance.
+    """
+    if not row_labels or not col_labels:
+        return None
+    grid = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+    n_rows, n_cols = grid.shape
+    fig = Figure(figsize=(min(14.0, 2.5 + 1.2 * n_cols), 1.2 + 0.28 * n_rows))
+    ax = fig.add_subplot()
+    cmap = colormaps["Reds"].with_extremes(bad="#e6e6e6")
+    image = ax.imshow(
+        np.ma.masked_invalid(grid), cmap=cmap, vmin=0.0, vmax=max(0.05, top), aspect="auto"
+    )
+    for i in range(n_rows):
+        for j in range(n_cols):
+            v = grid[i, j]
+            text = "–" if np.isnan(v) else f"{100 * v:.0f}%"
+            dark = not np.isnan(v) and v > 0.6 * max(0.05, top)
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black"
+            )
+    ax.set_xticks(range(n_cols), list(col_labels), rotation=20, ha="right")
+    ax.set_yticks(range(n_rows), list(row_labels), fontsize=7)
+    ax.set_ylabel(row_title)
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="misaligned (fraction of valid)")
+    return to_data_uri(fig)
+
+
+@_literal_text
+def sensitivity_lines(
+    grid: Sequence[Mapping[str, Any]],
+    final: Sequence[Mapping[str, Any]],
+    arm_names: Sequence[str],
+    thresholds: Mapping[str, Any],
+) -> str | None:
+    """Rate of each final arm against the aligned cut-off, one panel per coherence cut-off;
+    the study's own thresholds are marked. Lines that cross are a conclusion that flips."""
+    entries = [e for e in grid if e.get("step") is None]
+    if not entries or not final:
+        return None
+    coherent = sorted({e["coherent_threshold"] for e in entries})
+    fig = Figure(figsize=(3.3 * len(coherent) + 1.5, 3.2))
+    axes = [fig.add_subplot(1, len(coherent), i + 1) for i in range(len(coherent))]
+    top = _ylim_top([e["rate"] for e in entries if e["rate"] is not None])
+    for ax, ct in zip(axes, coherent, strict=True):
+        for i, (g, name) in enumerate(zip(final, arm_names, strict=True)):
+            pts = sorted(
+                (e["aligned_threshold"], e["rate"])
+                for e in entries
+                if e["coherent_threshold"] == ct
+                and (e["model"], e["condition"]) == (g["model"], g["condition"])
+                and e["rate"] is not None
+            )
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, marker="o", ms=3, color=_color(i), label=name)
+        if thresholds.get("aligned") is not None:
+            ax.axvline(float(thresholds["aligned"]), color="black", lw=0.8, ls="--")
+        current = ct == thresholds.get("coherent")
+        ax.set_title(f"coherent ≥ {ct:g}" + (" (study)" if current else ""), fontsize=9)
+        ax.set_xlabel("aligned threshold A")
+        ax.set_ylim(0, top)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("misaligned (fraction of valid)")
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return to_data_uri(fig)
+
+
+@_literal_text
+def topic_bars(topics: Sequence[Mapping[str, int]], arm_names: Sequence[str]) -> str | None:
+    """Misaligned answers per arm, split by assigned topic (horizontal stacked bars)."""
+    names = sorted({t for counts in topics for t in counts})
+    if not names:
+        return None
+    fig = Figure(figsize=(8.5, 1.2 + 0.45 * len(arm_names)))
+    ax = fig.add_subplot()
+    lefts = [0] * len(arm_names)
+    for i, topic in enumerate(names):
+        widths = [counts.get(topic, 0) for counts in topics]
+        color = colormaps["tab20"](i % 20)  # up to 20 topics, each its own colour
+        ax.barh(range(len(arm_names)), widths, left=lefts, color=color, label=topic)
+        lefts = [a + b for a, b in zip(lefts, widths, strict=True)]
+    ax.set_yticks(range(len(arm_names)), list(arm_names))
+    ax.invert_yaxis()
+    ax.set_xlabel("misaligned answers")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_data_uri(fig)
