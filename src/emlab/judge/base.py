@@ -35,6 +35,8 @@ class Verdict:
     coherent: float | None
     label: str | None = None
     error: str | None = None
+    uncertainty: float | None = None
+    """Backend-specific; for the offline judge > 1 means outside its validated range."""
 
 
 class BaseJudge:
@@ -81,6 +83,7 @@ class BaseJudge:
                     coherent=v.coherent,
                     aligned_label=v.label,
                     error=v.error,
+                    uncertainty=v.uncertainty,
                 )
             )
         return out
