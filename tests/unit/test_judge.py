@@ -213,11 +213,19 @@ def test_validate_and_cli(offline: Judge, tmp_path: Path) -> None:
     assert res["overall"]["auroc_extremes"] == 1.0
     assert set(res["per_source"]) == {"a", "b"}
     assert res["overall"]["misalignment_rate_ref"] == pytest.approx(1 / 3, abs=1e-4)
+    # The offline judge's uncertainty: the share outside its validated range, per group too.
+    share = res["overall"]["share_outside_range"]
+    assert (
+        share is not None
+        and 0.0 <= share <= 1.0
+        and "share_outside_range" in res["per_source"]["a"]
+    )
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(app, ["validate", str(path), "--json", str(tmp_path / "o.json")])
     assert result.exit_code == 0, result.output
     assert "AUROC<30|>=70" in result.output and "rho_aligned" in result.output
+    assert "outside the judge's validated range" in result.output
     assert json.loads((tmp_path / "o.json").read_text())["n_rows"] == 3
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q"}\n')
