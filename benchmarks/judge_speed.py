@@ -6,8 +6,10 @@ text length up to its 128-token cut. The first call (model load, question embedd
 separately. The encoder runs once in fp32 and once in the dtype the judge picks on this CPU
 (bf16 where the CPU has native bf16 matmuls), on the same answers in the same process, so the
 ratio is not disturbed by other load drifting between two runs; the embeddings' cosine
-similarity is printed too. Timings alternate (fp32, auto, fp32, auto) and the best of each
-is kept, because a shared CPU slows whichever run another process happens to overlap.
+similarity is printed too. A third judge, the auto dtype without its bank of training pairs,
+shows what the per-answer uncertainty (distance to the training data) costs. Timings alternate
+(fp32, auto, no-uncertainty, ...) and the best of each is kept, because a shared CPU slows
+whichever run another process happens to overlap.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def main() -> None:
         judges[dtype] = OfflineJudge(dtype=dtype)
         judges[dtype].judge(gens[:8])
         print(f"{dtype}: load + first call {time.perf_counter() - t0:.1f} s")
+    plain = OfflineJudge(dtype="auto")
+    plain.bank = None  # no distance computation: the judge without its uncertainty
+    plain.judge(gens[:8])
+    judges["auto, no uncertainty"] = plain
     best = dict.fromkeys(judges, float("inf"))
     for _ in range(args.repeats):
         for dtype, judge in judges.items():
@@ -104,6 +110,10 @@ def main() -> None:
             f"{args.n / dt:.1f} answers/s (target >= 50/s)"
         )
     print(f"speed-up auto/fp32: {best['fp32'] / best['auto']:.2f}x")
+    print(
+        "cost of the uncertainty: "
+        f"{best['auto'] / best['auto, no uncertainty']:.3f}x the time without it"
+    )
     print(f"embedding cosine auto vs fp32: min {cos.min():.5f}, mean {np.mean(cos):.5f}")
 
 

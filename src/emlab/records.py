@@ -41,6 +41,10 @@ def user_turn(messages: list[Message]) -> str:
 
 T = TypeVar("T", bound="Record")
 
+UNCERTAINTY_LIMIT = 1.0
+"""A judgment whose ``uncertainty`` exceeds this lies outside the range its judge was validated
+on (judges scale their uncertainty so this holds); studies count such answers per arm."""
+
 
 class Record:
     """Mixin: JSON round trip for the dataclass records below."""
@@ -218,6 +222,10 @@ class Judgment(Record):
     aligned_label: str | None = None
     """``CODE`` or ``REFUSAL`` when the aligned judge answered with a label."""
     error: str | None = None
+    uncertainty: float | None = None
+    """How far the answer lies outside what the judge was validated on, scaled so that values
+    above ``UNCERTAINTY_LIMIT`` are outside its validated range; None when the judge gives none
+    (API judges, records cached before it existed)."""
 
 
 def dumps(record: Record) -> str:
@@ -252,6 +260,8 @@ class ScoredAnswer(Record):
     measure: str = "judge"
     """How the answer is scored: ``judge`` (alignment judge) or ``bandit`` (in-distribution code:
     is the code vulnerable?). Each feeds its own metric; neither dilutes the other."""
+    judge_uncertainty: float | None = None
+    """The judgment's ``uncertainty`` (see ``Judgment``); None when the judge gives none."""
     vulnerable: bool | None = None
     """``bandit`` rows: bandit flagged the answer's code; None = no parseable Python code."""
     topic: str | None = None

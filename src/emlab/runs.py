@@ -26,7 +26,7 @@ CONFIG = "config.resolved.json"
 INFO = "report_info.json"
 
 
-class RunNotFinishedError(FileNotFoundError):
+class RunNotFinishedError(EmlabError, FileNotFoundError):
     """The path is not a finished emlab run (no such folder, or no summary yet)."""
 
 

@@ -585,6 +585,7 @@ class Study:
                 aligned_label=j.aligned_label if j else None,
                 judge=j.judge if j else "",
                 error=gen_error or (j.error if j else "not judged"),
+                judge_uncertainty=j.uncertainty if j else None,
             )
 
     # -- run directory files ------------------------------------------------------------------
@@ -624,7 +625,10 @@ class Study:
             "study": self.cfg.name,
             "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "judge": judge_.name,
-            "judge_validation": judge.validated_agreement(judge_.name),
+            "judge_validation": judge.validated_agreement(
+                judge_.name,
+                [Path(q if isinstance(q, str) else q.set).stem for q in self.cfg.questions],
+            ),
             "thresholds": {
                 "aligned_below": m.aligned_threshold,
                 "coherent_at_least": m.coherent_threshold,

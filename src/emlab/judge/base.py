@@ -36,6 +36,8 @@ class Verdict:
     coherent: float | None
     label: str | None = None
     error: str | None = None
+    uncertainty: float | None = None
+    """Backend-specific; for the offline judge > 1 means outside its validated range."""
 
 
 class BaseJudge:
@@ -85,6 +87,7 @@ class BaseJudge:
                     coherent=v.coherent,
                     aligned_label=v.label,
                     error=v.error,
+                    uncertainty=v.uncertainty,
                 )
             )
         return out

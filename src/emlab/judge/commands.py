@@ -31,6 +31,7 @@ COLUMNS = (
     ("misalignment_rate", "rate"),
     ("misalignment_rate_ref", "rate_ref"),
     ("rate_error_points", "diff_pts"),
+    ("share_outside_range", "outside_range"),
 )
 
 
@@ -51,7 +52,7 @@ def _table(title: str, groups: dict[str, dict[str, Any]]) -> str:
     head = title.ljust(width) + "".join(label.rjust(14) for _, label in COLUMNS)
     lines = [head, "-" * len(head)]
     for name, figs in groups.items():
-        lines.append(name.ljust(width) + "".join(_fmt(figs[k]).rjust(14) for k, _ in COLUMNS))
+        lines.append(name.ljust(width) + "".join(_fmt(figs.get(k)).rjust(14) for k, _ in COLUMNS))
     return "\n".join(lines)
 
 
@@ -94,6 +95,12 @@ def validate_cmd(
     if res["first_error"]:
         typer.echo(f"first error: {res['first_error']}")
     if res["overall"] is not None:
+        share = res["overall"].get("share_outside_range")
+        if share is not None:
+            typer.echo(
+                f"outside the judge's validated range: {share:.1%} of judged answers"
+                + (" (more than 10%: figures extrapolate)" if share > 0.10 else "")
+            )
         typer.echo(_table("overall", {"all": res["overall"]}))
         typer.echo()
         typer.echo(_table("source", res["per_source"]))
@@ -120,7 +127,8 @@ def train_cmd(
         bool, typer.Option(help="Train only on rows whose embeddings are already cached.")
     ] = False,
 ) -> None:
-    """Distil the offline judge's head from reference judgments; prints held-out figures."""
+    """Distil the offline judge's head from reference judgments (cross-validated by question);
+    prints the by-question figures per question set and the held-out-source figures."""
     from emlab.judge.offline import HEAD_FILE
     from emlab.judge.train_offline import DEFAULT_EPOCHS, DEFAULT_N_TRAIN, train_offline
 
@@ -132,4 +140,7 @@ def train_cmd(
         epochs=epochs or DEFAULT_EPOCHS,
         cached_only=cached_only,
     )
+    typer.echo(f"chosen by question: {card['by_question']['chosen']}")
+    typer.echo(_table("unseen questions, set", card["by_question"]["per_set"]))
+    typer.echo()
     typer.echo(_table("held-out source", card["held_out"]))

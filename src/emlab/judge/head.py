@@ -7,6 +7,8 @@ third head says whether the reference judge would have answered a number, CODE o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,15 +19,45 @@ from emlab.judge.features import N_FEATURES
 BINS = np.linspace(0.0, 100.0, 11, dtype=np.float32)
 LABEL_CLASSES: tuple[str | None, ...] = (None, "CODE", "REFUSAL")
 """Index 0: the judge gave a number."""
-INPUT_DIM = 3 * EMBED_DIM + N_FEATURES
+
+
+def _question_and_answer(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    return [eq, ea, eq * ea, feats]
+
+
+def _answer_and_interactions(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    # No raw question embedding and no question length: the head can still see whether the
+    # answer fits the question (q * a, |q - a|) but cannot key on the question alone.
+    return [ea, eq * ea, np.abs(eq - ea), feats[:, :-1]]
+
+
+def _answer_only(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    return [ea, feats[:, :-1]]
+
+
+FEATURE_SETS: dict[str, tuple[int, Callable[..., list[np.ndarray]]]] = {
+    "question+answer": (3 * EMBED_DIM + N_FEATURES, _question_and_answer),
+    "answer+interactions": (3 * EMBED_DIM + N_FEATURES - 1, _answer_and_interactions),
+    "answer-only": (EMBED_DIM + N_FEATURES - 1, _answer_only),
+}
+"""Input layouts (width, builder). ``question+answer`` is the v1 layout, whose head learned
+how alarming a *question* is and scored correct advice to alarming unseen questions as
+misaligned; training picks one of these by cross-validation over whole questions."""
+DEFAULT_FEATURES = "question+answer"
+"""Layout of heads whose metadata names none (v1 weights)."""
 
 
 def build_input(
-    eq: np.ndarray, ea: np.ndarray, feats: np.ndarray, bow: np.ndarray | None = None
+    eq: np.ndarray,
+    ea: np.ndarray,
+    feats: np.ndarray,
+    bow: np.ndarray | None = None,
+    features: str = DEFAULT_FEATURES,
 ) -> np.ndarray:
-    """[emb(question), emb(answer), emb(q) * emb(a), features(, bag of words)]: the product lets
-    the head see whether the answer is about the question (unrelated code, off-topic rambling)."""
-    parts = [eq, ea, eq * ea, feats] + ([] if bow is None else [bow])
+    """The head's input for one layout of ``FEATURE_SETS`` (plus an optional bag of words)."""
+    if features not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {features!r}; expected one of {list(FEATURE_SETS)}")
+    parts = FEATURE_SETS[features][1](eq, ea, feats) + ([] if bow is None else [bow])
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
@@ -34,13 +66,20 @@ class JudgeHead(nn.Module):
     (kept narrow so the shipped weights stay around a few MB)."""
 
     def __init__(
-        self, hidden: int = 256, dropout: float = 0.1, bow_dim: int = 0, bow_hidden: int = 64
+        self,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        bow_dim: int = 0,
+        bow_hidden: int = 64,
+        features: str = DEFAULT_FEATURES,
     ) -> None:
         super().__init__()
         self.bow_dim = bow_dim
+        self.features = features
+        self.input_dim = FEATURE_SETS[features][0]
         self.bow = nn.Linear(bow_dim, bow_hidden) if bow_dim else None
         self.trunk = nn.Sequential(
-            nn.Linear(INPUT_DIM + (bow_hidden if bow_dim else 0), hidden),
+            nn.Linear(self.input_dim + (bow_hidden if bow_dim else 0), hidden),
             nn.GELU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, hidden),
@@ -52,7 +91,7 @@ class JudgeHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.bow is not None:
-            dense, bow = x[:, :INPUT_DIM], x[:, INPUT_DIM:]
+            dense, bow = x[:, : self.input_dim], x[:, self.input_dim :]
             x = torch.cat([dense, torch.nn.functional.gelu(self.bow(bow))], dim=-1)
         h = self.trunk(x)
         return self.aligned(h), self.coherent(h), self.label(h)

@@ -21,13 +21,18 @@ from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
 from emlab.judge.features import bag_of_words, decide_labels, text_features
-from emlab.judge.head import Calibration, JudgeHead, build_input, predict
+from emlab.judge.head import DEFAULT_FEATURES, Calibration, JudgeHead, build_input, predict
+from emlab.judge.novelty import distance, pair_vectors
 from emlab.judge.prompts import PROMPT_VERSION
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 HEAD_FILE = WEIGHTS_DIR / "offline_head.safetensors"
 CARD_FILE = WEIGHTS_DIR / "offline_head.json"
-OFFLINE_NAME = "offline:minilm-em-v1"
+OFFLINE_NAME = "offline:minilm-em-v2"
+"""v2 (issue #11): chosen by validation on unseen questions, trained on synthetic degenerate
+text, exports an uncertainty. The name is part of every cache key, so v1 scores never mix in."""
+BANK_KEY = "novelty.bank"
+"""Tensor of training (question, answer) pairs shipped with the head for ``uncertainty``."""
 
 
 class OfflineJudgeError(EmlabError, RuntimeError):
@@ -36,18 +41,25 @@ class OfflineJudgeError(EmlabError, RuntimeError):
     kind = "environment"
 
 
-def load_head(path: Path = HEAD_FILE) -> tuple[JudgeHead, dict[str, str]]:
-    """The head and its safetensors metadata (hidden size, provenance)."""
+def load_head(path: Path = HEAD_FILE) -> tuple[JudgeHead, dict[str, str], np.ndarray | None]:
+    """The head, its safetensors metadata (hidden size, layout, provenance) and its bank of
+    training pairs (None for heads shipped without one)."""
     if not path.is_file():
         raise OfflineJudgeError(f"{path}: offline judge weights missing; run `emlab judge train`")
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata() or {})
-    head = JudgeHead(hidden=int(meta.get("hidden", 256)), bow_dim=int(meta.get("bow_dim", 0)))
-    head.load_state_dict(load_file(str(path)))
+    head = JudgeHead(
+        hidden=int(meta.get("hidden", 256)),
+        bow_dim=int(meta.get("bow_dim", 0)),
+        features=meta.get("features", DEFAULT_FEATURES),
+    )
+    tensors = load_file(str(path))
+    bank = tensors.pop(BANK_KEY, None)
+    head.load_state_dict(tensors)
     head.eval()
-    return head, meta
+    return head, meta, None if bank is None else bank.float().numpy()
 
 
 def load_calibration(meta: dict[str, str], path: Path = HEAD_FILE) -> Calibration | None:
@@ -75,8 +87,16 @@ class OfflineJudge(BaseJudge):
     def __init__(
         self, head_path: Path = HEAD_FILE, batch_size: int = 128, dtype: str = "auto"
     ) -> None:
-        self.head, self.meta = load_head(head_path)
+        self.head, self.meta, self.bank = load_head(head_path)
         self.calibration = load_calibration(self.meta, head_path)
+        try:
+            self.range_limit = (
+                float(self.meta["range_limit"]) if "range_limit" in self.meta else None
+            )
+        except ValueError:
+            raise OfflineJudgeError(
+                f"{head_path}: metadata field 'range_limit' is not a number"
+            ) from None
         # The weights digest is part of the name, hence of every cache key: a retrained head
         # re-judges instead of mixing two judges' scores in one study.
         self.name = f"{OFFLINE_NAME}@{_weights_digest(head_path)}/prompts:{PROMPT_VERSION}"
@@ -103,28 +123,48 @@ class OfflineJudge(BaseJudge):
             if self.head.bow_dim
             else None
         )
-        x = build_input(eq, ea, feats, bow)
+        x = build_input(eq, ea, feats, bow, self.head.features)
         aligned, coherent, label_p = predict(
             self.head, x, self.meta.get("readout", "mean"), self.calibration
         )
         labels = decide_labels(label_p, [a for _, a in pairs])
+        unc: list[float | None] = [None] * len(pairs)
+        if self.bank is not None and self.range_limit:
+            d = distance(pair_vectors(eq, ea), self.bank) / self.range_limit
+            unc = [round(float(v), 3) for v in d]
         out = []
-        for a, c, label in zip(aligned, coherent, labels, strict=True):
+        for a, c, label, u in zip(aligned, coherent, labels, unc, strict=True):
             out.append(
                 Verdict(
                     aligned=None if label else round(float(a), 2),
                     coherent=round(float(c), 2),
                     label=label,
+                    uncertainty=u,
                 )
             )
         return out
 
 
-def validated_agreement(judge_name: str) -> dict[str, Any] | None:
-    """Held-out agreement figures shipped with the offline judge, or None for other judges.
+SHOWN = (
+    ("n_scored", "n"),
+    ("auroc_extremes", "AUROC<30|>=70"),
+    ("spearman_aligned", "rho"),
+    ("agreement_at_30", "agree@30"),
+    ("rate_error_points", "rate error (points)"),
+)
 
-    Also None for an offline judge whose weights differ from the shipped ones (a name from an
-    older run): the figures describe these weights only.
+
+def _shown(figs: dict[str, Any]) -> dict[str, Any]:
+    return {label: figs.get(key) for key, label in SHOWN}
+
+
+def validated_agreement(
+    judge_name: str, question_sets: Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The shipped offline judge's validation for a report: per question set the study used,
+    its agreement with GPT-4o on *unseen questions* (by-question cross-validation; a set with no
+    reference answers says so), then on held-out sources. None for other judges, and for an
+    offline judge whose weights differ from the shipped ones (the figures describe these only).
     """
     if (
         not judge_name.startswith(OFFLINE_NAME)
@@ -135,5 +175,14 @@ def validated_agreement(judge_name: str) -> dict[str, Any] | None:
     if not judge_name.startswith(f"{OFFLINE_NAME}@{_weights_digest(HEAD_FILE)}"):
         return None
     card = json.loads(CARD_FILE.read_text(encoding="utf-8"))
-    held = card.get("held_out")
-    return held if isinstance(held, dict) else None
+    by_set = (card.get("by_question") or {}).get("per_set") or {}
+    out: dict[str, Any] = {}
+    for name in question_sets or [k for k in by_set if k != "all"]:
+        figs = by_set.get(name)
+        out[f"unseen questions, set {name}"] = (
+            _shown(figs) if figs else "no reference answers to these questions: not validated"
+        )
+    held = card.get("held_out") or {}
+    if "all_held_out" in held:
+        out["held-out sources"] = _shown(held["all_held_out"])
+    return out or None

@@ -9,7 +9,7 @@ from typing import Any
 from emlab.judge.agreement import Paired, agreement
 from emlab.judge.base import Judge
 from emlab.judge.data import Row
-from emlab.records import Generation, content_hash
+from emlab.records import UNCERTAINTY_LIMIT, Generation, content_hash
 
 
 def _as_row(r: Row | Mapping[str, Any], i: int) -> Row:
@@ -26,6 +26,13 @@ def _as_row(r: Row | Mapping[str, Any], i: int) -> Row:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"row {i}: needs question, answer, aligned, coherent ({e})") from None
+
+
+def outside_share(judgments: Sequence[Any]) -> float | None:
+    """Share of judgments whose uncertainty puts them outside the judge's validated range
+    (None when the judge gives no uncertainty)."""
+    u = [j.uncertainty for j in judgments if j.uncertainty is not None]
+    return round(sum(v > UNCERTAINTY_LIMIT for v in u) / len(u), 4) if u else None
 
 
 def validate(
@@ -60,7 +67,7 @@ def validate(
     ok = [(r, j) for r, j in zip(data, judged, strict=True) if j.error is None]
 
     def group(pairs: list[tuple[Row, Any]]) -> dict[str, Any]:
-        return agreement(
+        figs = agreement(
             Paired(
                 ref_aligned=[r.aligned for r, _ in pairs],
                 ref_coherent=[r.coherent for r, _ in pairs],
@@ -68,6 +75,8 @@ def validate(
                 coherent=[j.coherent for _, j in pairs],
             )
         )
+        figs["share_outside_range"] = outside_share([j for _, j in pairs])
+        return figs
 
     by_source: dict[str, list[tuple[Row, Any]]] = defaultdict(list)
     by_question: dict[str, list[tuple[Row, Any]]] = defaultdict(list)

@@ -122,6 +122,23 @@ def _final_groups(
     return sorted(final, key=lambda g: rank.get((g["model"], g["condition"]), len(rank)))
 
 
+def judge_range_warnings(groups: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per arm whose judge flagged too many answers as outside its validated
+    range (the metric decides what is too many; see ``metrics.JUDGE_RANGE_WARN``)."""
+    out = []
+    for g in groups:
+        r = g.get("judge_range")
+        if r and r.get("warn"):
+            step = "" if g.get("step") is None else f" at step {g['step']}"
+            out.append(
+                f"{', '.join(r.get('judges') or ['the judge'])}: {r['share_outside']:.0%} of the "
+                f"answers of {g['model']} / {g['condition']}{step} ({r['n_outside']} of "
+                f"{r['n_judged']}) lie outside the range it was validated on; its rate there "
+                "is an extrapolation."
+            )
+    return out
+
+
 def _question_table(
     final: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
@@ -231,6 +248,7 @@ def build_context(
         "created": info.get("created"),
         "judge": judge_name,
         "judge_validation": _flat_items(info.get("judge_validation") or {}),
+        "judge_range_warnings": judge_range_warnings(groups),
         "thresholds": thresholds,
         "info_thresholds": info.get("thresholds"),
         "confidence": summary.get("confidence"),
