@@ -16,9 +16,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from emlab.cli import user_errors
 from emlab.cli_interp import app
 from emlab.config import StudyFileError, load_study
+from emlab.errors import EmlabError
 from emlab.interp import DirectionFileError, load_direction
 from emlab.interp.directions import Direction, save_direction, vectors_key
 from emlab.study import run_study
@@ -183,4 +183,4 @@ def test_cli_direction_steer_ablate_project(tmp_path: Path, tiny_model: str) -> 
     save_direction(Direction(v, {"key": vectors_key(v), "layer": 0, "method": "x"}), tmp_path / "w")
     res = runner.invoke(app, ["steer", tiny_model, "-d", str(tmp_path / "w"), "--scale", "1"])
     assert isinstance(res.exception, DirectionFileError) and "another model" in str(res.exception)
-    assert isinstance(res.exception, user_errors())  # `emlab` prints it as one line, exit 2
+    assert isinstance(res.exception, EmlabError)  # `emlab` prints it as one line, exit 2
