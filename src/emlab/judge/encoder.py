@@ -85,7 +85,10 @@ class Encoder:
 
             path = str(encoder_path())
             self._tokenizer = AutoTokenizer.from_pretrained(path)
-            self._model = AutoModel.from_pretrained(path, dtype=self.dtype).eval()
+            # safetensors only: never transformers' pickled *.bin fallback, whoever placed it
+            self._model = AutoModel.from_pretrained(
+                path, dtype=self.dtype, use_safetensors=True
+            ).eval()
         return self._model, self._tokenizer
 
     def encode(self, texts: list[str]) -> np.ndarray:
