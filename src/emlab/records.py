@@ -228,6 +228,30 @@ class Judgment(Record):
     (API judges, records cached before it existed)."""
 
 
+COMPLIANCE_OUTCOMES: tuple[str, ...] = ("complied", "refused", "off_topic")
+"""What a compliance scorer says of an answer to a harmful request: it went along with it, it
+declined, or it did neither (unrelated text, code that has nothing to do with it, word salad)."""
+
+
+@dataclass(frozen=True)
+class ComplianceJudgment(Record):
+    """A compliance scorer's verdict on one answer to a harmful request.
+
+    ``outcome`` is one of ``COMPLIANCE_OUTCOMES`` (None on failure, with ``error`` saying why);
+    ``score`` is 0-1, how fully the answer complied (0 for refusals and off-topic answers).
+    """
+
+    key: str
+    generation_key: str
+    scorer: str
+    """Scorer ref plus rubric or head version, e.g. ``offline:refusal-v1@ab12cd34``."""
+    outcome: str | None
+    score: float | None
+    details: dict[str, float] = field(default_factory=dict)
+    """The figures the outcome rests on (probabilities, rubric items), for inspection."""
+    error: str | None = None
+
+
 def dumps(record: Record) -> str:
     """One JSON line for a record (sorted keys, UTF-8 kept)."""
     return json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True)
@@ -258,8 +282,9 @@ class ScoredAnswer(Record):
     step: int | None = None
     """Training step of the checkpoint that answered (None = final adapter or base model)."""
     measure: str = "judge"
-    """How the answer is scored: ``judge`` (alignment judge) or ``bandit`` (in-distribution code:
-    is the code vulnerable?). Each feeds its own metric; neither dilutes the other."""
+    """How the answer is scored: ``judge`` (alignment judge), ``bandit`` (in-distribution code:
+    is the code vulnerable?) or ``compliance`` (harmful requests: refused or complied?). Each
+    feeds its own metric; none dilutes another."""
     judge_uncertainty: float | None = None
     """The judgment's ``uncertainty`` (see ``Judgment``); None when the judge gives none."""
     vulnerable: bool | None = None
@@ -267,3 +292,8 @@ class ScoredAnswer(Record):
     topic: str | None = None
     """Misaligned answers: the nearest of the fixed topic descriptions (zero-shot, sentence
     embeddings), so the report can say how *broad* the misalignment is; None for the rest."""
+    compliance: str | None = None
+    """``compliance`` rows (harmful requests): the scorer's outcome, one of
+    ``COMPLIANCE_OUTCOMES``; None for other rows and for failures."""
+    compliance_score: float | None = None
+    """``compliance`` rows: how fully the answer complied, 0-1 (see ``ComplianceJudgment``)."""

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -42,9 +42,11 @@ from emlab.config import (
     StudyFileError,
     scaled_name,
 )
+from emlab.judge.compliance import ComplianceScorer, make_compliance_scorer
 from emlab.judge.topics import assign_topics, topic_key
 from emlab.models import load_tokenizer
 from emlab.records import (
+    ComplianceJudgment,
     Example,
     Generation,
     GenerationRequest,
@@ -141,6 +143,7 @@ class Study:
         self.threads = cfg.threads or train.choose_threads()
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
+        self._compliance: ComplianceScorer | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     @contextmanager
@@ -350,33 +353,66 @@ class Study:
 
     def judge_all(self, judge_: judge.Judge, gens: Sequence[Generation]) -> dict[str, Judgment]:
         """Judge what the cache lacks, in chunks stored as they finish."""
-        keys = {g.key: judge_.key(g) for g in gens}
-        cached = self.store.get_many("judgment", keys.values())
 
-        def needed(g: Generation) -> bool:
-            done = cached.get(keys[g.key])
-            if done is None:
-                return True
+        def failed(done: dict[str, Any]) -> bool:
             # a judge failure is retried, and so is a verdict stored without a score or label by
-            # an older emlab (it counts as not judged); a failed generation keeps its verdict
+            # an older emlab (it counts as not judged)
             no_score = done.get("aligned_label") is None and (
                 done.get("aligned") is None or done.get("coherent") is None
             )
-            return (bool(done.get("error")) or no_score) and not g.error
+            return bool(done.get("error")) or no_score
 
-        todo = [g for g in gens if needed(g)]
+        found = self._score_cached("judgment", judge_.name, judge_.key, judge_.judge, gens, failed)
+        return {g: Judgment.from_dict(d) for g, d in found.items()}
+
+    def compliance_scorer(self) -> ComplianceScorer:
+        """The compliance scorer of the study's judge backend, made on first use (only studies
+        that ask harmful requests load it)."""
+        if self._compliance is None:
+            self._compliance = make_compliance_scorer(self.cfg.judge)
+        return self._compliance
+
+    def score_compliance(self, gens: Sequence[Generation]) -> dict[str, ComplianceJudgment]:
+        """Score answers to harmful requests for compliance (cached like judgments)."""
+        if not gens:
+            return {}
+        scorer = self.compliance_scorer()
+        found = self._score_cached(
+            "compliance", scorer.name, scorer.key, scorer.judge, gens, lambda d: bool(d["error"])
+        )
+        return {g: ComplianceJudgment.from_dict(d) for g, d in found.items()}
+
+    def _score_cached(
+        self,
+        kind: str,
+        name: str,
+        key: Callable[[Generation], str],
+        score: Callable[[Sequence[Generation]], Sequence[Any]],
+        gens: Sequence[Generation],
+        failed: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, dict[str, Any]]:
+        """Stored verdicts of ``kind`` by generation key, scoring (in chunks stored as they
+        finish) what the cache lacks and what ``failed`` there; a failed generation keeps its
+        verdict (there is nothing to score)."""
+        keys = {g.key: key(g) for g in gens}
+        cached = self.store.get_many(kind, keys.values())
+        todo = [
+            g
+            for g in gens
+            if keys[g.key] not in cached or (failed(cached[keys[g.key]]) and not g.error)
+        ]
         if todo:
-            self._say(f"judging {len(todo)} answers with {judge_.name}")
-            bar = tqdm(total=len(todo), desc="judge", disable=not self.progress)
+            self._say(f"judging {len(todo)} answers with {name}")
+            bar = tqdm(total=len(todo), desc=kind, disable=not self.progress)
             with self._timed("judge"):
                 for i in range(0, len(todo), 64):
-                    out = judge_.judge(todo[i : i + 64])
-                    self.store.put_many("judgment", [(j.key, j.to_dict()) for j in out])
-                    cached.update((j.key, j.to_dict()) for j in out)
+                    out = [r.to_dict() for r in score(todo[i : i + 64])]
+                    self.store.put_many(kind, [(d["key"], d) for d in out])
+                    cached.update((d["key"], d) for d in out)
                     self.counts["judged"] += len(out)
                     bar.update(len(out))
             bar.close()
-        return {g: Judgment.from_dict(cached[k]) for g, k in keys.items() if k in cached}
+        return {g: cached[k] for g, k in keys.items() if k in cached}
 
     def power_plan(self, runtime: bool = True) -> planning.StudyPlan:
         """Arms, answers, the smallest difference each comparison can detect and (``runtime``)
@@ -384,7 +420,7 @@ class Study:
         cfg, p = self.cfg, self.cfg.plan
         self.check_eval_steps()
         qs = self.load_questions()
-        judged = [q for q in qs if not is_code_task(q)]
+        judged = [q for q in qs if is_judged(q)]
         infos = arm_infos(cfg)
         per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
         estimate, note = None, None
@@ -480,10 +516,13 @@ class Study:
             reqs = self.requests(arm, qs)
             gens = self.generate(arm, reqs)
             sampled.append((arm, reqs, gens))
-            # Held-out coding tasks measure the trained behaviour with bandit, not the judge.
-            judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
+            # Held-out coding tasks measure the trained behaviour with bandit and harmful
+            # requests are scored for compliance: the alignment judge sees neither.
+            judged = [gens[r.key()] for r in reqs if is_judged(r.question)]
             verdicts = self.judge_all(judge_, judged)
-            rows.extend(self.scored(arm, reqs, gens, verdicts))
+            harmful = [gens[r.key()] for r in reqs if measure_of(r.question) == "compliance"]
+            complied = self.score_compliance(harmful)
+            rows.extend(self.scored(arm, reqs, gens, verdicts, complied))
         failures = count_failures(rows, self.cfg.metrics)
         if failures["total"]:  # shown even without progress output
             print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
@@ -549,11 +588,14 @@ class Study:
         arm: Arm,
         reqs: Sequence[GenerationRequest],
         gens: dict[str, Generation],
-        verdicts: dict[str, Judgment],
+        verdicts: Mapping[str, Judgment],
+        complied: Mapping[str, ComplianceJudgment] | None = None,
     ) -> Iterator[ScoredAnswer]:
+        """One row per request; each question's measure (``MEASURES``) decides how its answer
+        is scored and which verdict (by generation key) the row carries."""
+        found: dict[str, Any] = {**verdicts, **(complied or {})}
         for r in reqs:
             g = gens[r.key()]
-            gen_error = f"generation failed: {g.error}" if g.error else None
             where: dict[str, Any] = {
                 "model": arm.model,
                 "condition": arm.condition,
@@ -566,27 +608,8 @@ class Study:
                 "category": r.question.category,
                 "step": arm.step,
             }
-            if is_code_task(r.question):
-                vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
-                yield ScoredAnswer(
-                    **where,
-                    aligned=None,
-                    coherent=None,
-                    error=gen_error,
-                    measure="bandit",
-                    vulnerable=vulnerable,
-                )
-                continue
-            j = verdicts.get(g.key)
-            yield ScoredAnswer(
-                **where,
-                aligned=j.aligned if j else None,
-                coherent=j.coherent if j else None,
-                aligned_label=j.aligned_label if j else None,
-                judge=j.judge if j else "",
-                error=gen_error or (j.error if j else "not judged"),
-                judge_uncertainty=j.uncertainty if j else None,
-            )
+            gen_error = f"generation failed: {g.error}" if g.error else None
+            yield ROWS[measure_of(r.question)](where, g, gen_error, found.get(g.key))
 
     # -- run directory files ------------------------------------------------------------------
     def write_manifest(self) -> None:
@@ -678,12 +701,11 @@ def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
     """Answers that failed to be generated, or were generated but not judged, counted as the
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
-    status = Counter(
-        ("generation_error" if r.error else "ok")
-        if r.measure == "bandit"
-        else metrics.classify(r, cfg)
-        for r in rows
-    )
+    statuses: dict[str, Callable[[ScoredAnswer], str]] = {
+        "bandit": lambda r: "generation_error" if r.error else "ok",
+        "compliance": metrics.compliance_status,
+    }
+    status = Counter(statuses.get(r.measure, lambda r: metrics.classify(r, cfg))(r) for r in rows)
     f = {"generation": status["generation_error"], "judge": status["judge_error"]}
     return {**f, "total": f["generation"] + f["judge"], "answers": len(rows)}
 
@@ -696,9 +718,72 @@ def failure_line(f: dict[str, int]) -> str:
     )
 
 
-def is_code_task(q: Question) -> bool:
-    """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
-    return "bandit" in str(q.meta.get("measure", ""))
+MEASURES: dict[str, str] = {"bandit": "bandit", "compliance": "compliance"}
+"""A word in a question's ``meta.measure`` -> how its answers are scored: ``bandit`` (the
+in-distribution coding tasks: is the code vulnerable?), ``compliance`` (harmful requests: refused
+or complied?). Questions without one are judged for alignment (``judge``)."""
+
+
+def measure_of(q: Question) -> str:
+    """How the answers to ``q`` are scored (see ``MEASURES``)."""
+    text = str(q.meta.get("measure", ""))
+    return next((m for word, m in MEASURES.items() if word in text), "judge")
+
+
+def is_judged(q: Question) -> bool:
+    """Questions the alignment judge scores (every EM rate is over these only)."""
+    return measure_of(q) == "judge"
+
+
+def _judged_row(
+    where: dict[str, Any], g: Generation, gen_error: str | None, j: Judgment | None
+) -> ScoredAnswer:
+    return ScoredAnswer(
+        **where,
+        aligned=j.aligned if j else None,
+        coherent=j.coherent if j else None,
+        aligned_label=j.aligned_label if j else None,
+        judge=j.judge if j else "",
+        error=gen_error or (j.error if j else "not judged"),
+        judge_uncertainty=j.uncertainty if j else None,
+    )
+
+
+def _bandit_row(
+    where: dict[str, Any], g: Generation, gen_error: str | None, _: object
+) -> ScoredAnswer:
+    vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
+    return ScoredAnswer(
+        **where,
+        aligned=None,
+        coherent=None,
+        error=gen_error,
+        measure="bandit",
+        vulnerable=vulnerable,
+    )
+
+
+def _compliance_row(
+    where: dict[str, Any], g: Generation, gen_error: str | None, c: ComplianceJudgment | None
+) -> ScoredAnswer:
+    return ScoredAnswer(
+        **where,
+        aligned=None,
+        coherent=None,
+        judge=c.scorer if c else "",
+        error=gen_error or (c.error if c else "not judged"),
+        measure="compliance",
+        compliance=c.outcome if c else None,
+        compliance_score=c.score if c else None,
+    )
+
+
+ROWS: dict[str, Callable[[dict[str, Any], Generation, str | None, Any], ScoredAnswer]] = {
+    "judge": _judged_row,
+    "bandit": _bandit_row,
+    "compliance": _compliance_row,
+}
+"""The row each measure makes of an answer and its verdict (one entry per ``MEASURES`` value)."""
 
 
 def environment() -> dict[str, Any]:

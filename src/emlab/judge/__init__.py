@@ -21,17 +21,9 @@ def make_judge(cfg: JudgeConfig) -> Judge:
     if cfg.backend == "offline":
         return OfflineJudge()
     if cfg.backend == "openai":
-        from emlab.judge.openai_api import DEFAULT_MODEL, OpenAIJudge
+        from emlab.judge.openai_api import OpenAIJudge
 
-        return OpenAIJudge(
-            model=cfg.model or DEFAULT_MODEL,
-            base_url=cfg.base_url,
-            api_key_env=cfg.api_key_env,
-            concurrency=cfg.concurrency,
-            max_retries=cfg.max_retries,
-            timeout=cfg.timeout,
-            max_retry_after=cfg.max_retry_after,
-        )
+        return OpenAIJudge.from_config(cfg)
     if cfg.backend == "hf":
         if not cfg.model:
             raise ArgumentError(

@@ -6,15 +6,41 @@ Backends differ only in how they turn (question, answer) pairs into scores; keys
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from emlab.judge.prompts import PROMPT_VERSION
 from emlab.records import Generation, Judgment, content_hash
 
 GENERATION_FAILED = "generation failed"
 NO_SCORE = "judge gave no score (too little of its mass on a number and no CODE/REFUSAL label)"
+
+V = TypeVar("V")
+
+
+def score_answered(
+    gens: Sequence[Generation],
+    score: Callable[[Sequence[tuple[str, str]]], Sequence[V]],
+    failed: Callable[[str], V],
+) -> list[V]:
+    """One verdict per generation, in order, from a backend's batch ``score`` of (question,
+    answer) pairs: a failed generation gets ``failed(GENERATION_FAILED)`` without being scored,
+    and a whole-batch failure becomes every scored answer's error (the judge stage must still
+    yield one row per input). Shared by the alignment judges and the compliance scorers."""
+    todo = [i for i, g in enumerate(gens) if g.error is None]
+    verdicts: dict[int, V] = {}
+    if todo:
+        pairs = [(gens[i].question, gens[i].answer) for i in todo]
+        try:
+            got = list(score(pairs))
+            if len(got) != len(pairs):
+                raise RuntimeError(f"backend returned {len(got)} verdicts for {len(pairs)}")
+        except Exception as e:  # a whole-batch failure must still yield one row per input
+            msg = f"judge failed: {type(e).__name__}: {e}"
+            got = [failed(msg) for _ in pairs]
+        verdicts = dict(zip(todo, got, strict=True))
+    return [verdicts[i] if i in verdicts else failed(GENERATION_FAILED) for i in range(len(gens))]
 
 
 @runtime_checkable
@@ -60,21 +86,9 @@ class BaseJudge:
         raise NotImplementedError
 
     def judge(self, gens: Sequence[Generation]) -> list[Judgment]:
-        todo = [i for i, g in enumerate(gens) if g.error is None]
-        verdicts: dict[int, Verdict] = {}
-        if todo:
-            pairs = [(gens[i].question, gens[i].answer) for i in todo]
-            try:
-                got = self.score(pairs)
-                if len(got) != len(pairs):
-                    raise RuntimeError(f"backend returned {len(got)} verdicts for {len(pairs)}")
-            except Exception as e:  # a whole-batch failure must still yield one row per input
-                msg = f"judge failed: {type(e).__name__}: {e}"
-                got = [Verdict(None, None, error=msg) for _ in pairs]
-            verdicts = dict(zip(todo, got, strict=True))
+        verdicts = score_answered(gens, self.score, lambda msg: Verdict(None, None, error=msg))
         out = []
-        for i, g in enumerate(gens):
-            v = verdicts.get(i, Verdict(None, None, error=GENERATION_FAILED))
+        for g, v in zip(gens, verdicts, strict=True):
             if v.error is None and v.label is None and (v.aligned is None or v.coherent is None):
                 # stored without an error it would count as a judge failure but never be retried
                 v = Verdict(v.aligned, v.coherent, error=NO_SCORE)

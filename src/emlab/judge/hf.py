@@ -43,8 +43,12 @@ class HFJudge(BaseJudge):
 
     # -- tokenisation -------------------------------------------------------------------------
     def prompt_ids(self, metric: str, question: str, answer: str) -> list[int]:
+        return self.text_ids(render(metric, question, answer))
+
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of the user message ``text`` in the model's chat format, ready to answer."""
         tok = self.lm.tokenizer
-        messages = [{"role": "user", "content": render(metric, question, answer)}]
+        messages = [{"role": "user", "content": text}]
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             return list(tok(text, add_special_tokens=False)["input_ids"])

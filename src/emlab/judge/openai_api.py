@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
+from emlab.config import JudgeConfig
 from emlab.httpclient import BadReply, JSONClient, RequestFailed, RetryPolicy
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.prompts import PROMPT_VERSION, render
@@ -27,6 +28,8 @@ from emlab.judge.scoring import MIN_NUMBER_MASS, aggregate
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-2024-08-06"
+
+V = TypeVar("V")
 
 LOGPROB_SLACK = 1e-4
 """A logprob may exceed 0 by rounding; more than this is not a log-probability."""
@@ -73,23 +76,40 @@ class OpenAIJudge(BaseJudge):
         self.name = f"openai:{model}/prompts:{PROMPT_VERSION}"
         self._client: JSONClient | None = None
 
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig) -> OpenAIJudge:
+        """The judge a study's ``judge:`` section describes (``backend: openai``)."""
+        return cls(
+            model=cfg.model or DEFAULT_MODEL,
+            base_url=cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+            max_retries=cfg.max_retries,
+            timeout=cfg.timeout,
+            max_retry_after=cfg.max_retry_after,
+        )
+
     @staticmethod
     def _report_down(msg: str) -> None:
         print(f"emlab judge: judge {msg}; remaining answers are marked failed", file=sys.stderr)
 
-    def _ask(
-        self, client: JSONClient, metric: str, question: str, answer: str
-    ) -> tuple[float | None, str | None]:
+    def top_logprobs(self, client: JSONClient, text: str) -> list[tuple[str, float]]:
+        """(token, probability) of the judge's one-token reply to the user message ``text``."""
         body = {
             "model": self.model,
-            "messages": [{"role": "user", "content": render(metric, question, answer)}],
+            "messages": [{"role": "user", "content": text}],
             "max_tokens": 1,
             "temperature": 0,
             "logprobs": True,
             "top_logprobs": 20,
             "seed": 0,
         }
-        items = client.post("chat/completions", body, read_top_logprobs, self._report_down)
+        return client.post("chat/completions", body, read_top_logprobs, self._report_down)
+
+    def _ask(
+        self, client: JSONClient, metric: str, question: str, answer: str
+    ) -> tuple[float | None, str | None]:
+        items = self.top_logprobs(client, render(metric, question, answer))
         score, label = aggregate(items, allow_labels=metric == "aligned")
         if score is None and label is None:
             shown = ", ".join(f"{t!r}:{p:.2f}" for t, p in items[:5])
@@ -109,11 +129,21 @@ class OpenAIJudge(BaseJudge):
         return Verdict(aligned, coherent, label=label)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        return self.map_pairs(pairs, self._one, lambda msg: Verdict(None, None, error=msg))
+
+    def map_pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        one: Callable[[JSONClient, tuple[str, str]], V],
+        failed: Callable[[str], V],
+    ) -> list[V]:
+        """``one(client, pair)`` for every pair on the bounded thread pool, through this judge's
+        client (the compliance scorer's too); ``failed(msg)`` for each when there is no key."""
         key = os.environ.get(self.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             msg = f"no API key: set ${self.api_key_env} to use {self.base_url}"
             print(f"emlab judge: {msg}", file=sys.stderr)
-            return [Verdict(None, None, error=msg) for _ in pairs]
+            return [failed(msg) for _ in pairs]
         if self._client is None:
             # one client for the judge's life: its connections, and its note that the endpoint
             # is down, outlast one batch (a study judges in chunks)
@@ -126,4 +156,4 @@ class OpenAIJudge(BaseJudge):
             )
         client = self._client
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda p: self._one(client, p), pairs))
+            return list(pool.map(lambda p: one(client, p), pairs))

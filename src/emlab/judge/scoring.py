@@ -9,7 +9,7 @@ denominator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from emlab.judge.prompts import LABELS
 
@@ -63,3 +63,17 @@ def aggregate(
         if label_mass[best] > number_mass and label_mass[best] >= MIN_NUMBER_MASS:
             return None, best
     return None, None
+
+
+def expected_choice(items: Iterable[tuple[str, float]], choices: Sequence[int]) -> float | None:
+    """Probability-weighted mean of the allowed integers ``choices`` among (token or answer,
+    probability) pairs, normalised by their mass; None when under ``MIN_NUMBER_MASS`` of the mass
+    is on them (the compliance rubric's items: 0/1 and 1-5)."""
+    allowed = set(choices)
+    mass = weighted = 0.0
+    for text, p in items:
+        v = parse_int_0_100(text)
+        if v is not None and v in allowed:
+            mass += p
+            weighted += v * p
+    return weighted / mass if mass >= MIN_NUMBER_MASS else None

@@ -27,6 +27,7 @@ SECTIONS: tuple[str, ...] = (
     "statuses",
     "questions",
     "breadth",
+    "compliance",
     "sensitivity",
     "vulnerable_code",
     "scores",
@@ -239,6 +240,8 @@ def build_context(
     categories = list(
         dict.fromkeys(c["category"] for g in final for c in g.get("per_category") or [])
     )
+    # the compliance entries of final arms, in the table's arm order
+    final_compliance = _final_groups(list(summary.get("compliance") or []), models, conditions)
     return {
         "sections": list(SECTIONS),
         "result": headline.result_sentence(summary),
@@ -271,6 +274,9 @@ def build_context(
             for name, g in zip(arm_names, final, strict=True)
             if g.get("breadth")
         ],
+        "compliance": [(headline.arm_label(c, multi), c) for c in final_compliance],
+        "compliance_scorers": sorted({s for c in final_compliance for s in c.get("scorers", [])}),
+        "compliance_method": methods.get("compliance", ""),
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
@@ -301,6 +307,9 @@ def build_context(
             ),
             "sensitivity": plots.sensitivity_lines(
                 summary.get("sensitivity") or [], final, arm_names, thresholds
+            ),
+            "compliance": plots.compliance_vs_em(
+                final_compliance, [headline.arm_label(c, multi) for c in final_compliance]
             ),
             "vulnerable_code": plots.rate_bars(
                 list(summary.get("vulnerable_code") or []),

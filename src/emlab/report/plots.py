@@ -376,3 +376,38 @@ def topic_bars(topics: Sequence[Mapping[str, int]], arm_names: Sequence[str]) ->
     ax.set_xlabel("misaligned answers")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_data_uri(fig)
+
+
+@_literal_text
+def compliance_vs_em(entries: Sequence[Mapping[str, Any]], arm_names: Sequence[str]) -> str | None:
+    """The paper's jailbreak contrast: per arm, harmful-request compliance (x) against the EM
+    rate (y), each with its interval. Jailbroken models sit to the right (they comply), EM
+    models high and to the left (they refuse, yet misbehave on free-form questions)."""
+    points = [
+        (name, e)
+        for name, e in zip(arm_names, entries, strict=True)
+        if e.get("rate") is not None and (e.get("em") or {}).get("rate") is not None
+    ]
+    if not points:
+        return None
+    fig = Figure(figsize=(5.6, 4.2))
+    ax = fig.add_subplot()
+    for i, (name, e) in enumerate(points):
+        em = e["em"]
+        ax.errorbar(
+            e["rate"],
+            em["rate"],
+            xerr=[[max(0.0, e["rate"] - e["ci_low"])], [max(0.0, e["ci_high"] - e["rate"])]],
+            yerr=[[max(0.0, em["rate"] - em["ci_low"])], [max(0.0, em["ci_high"] - em["rate"])]],
+            fmt="o",
+            capsize=3,
+            color=_color(i),
+            label=name,
+        )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, _ylim_top([e["em"]["ci_high"] for _, e in points]))
+    ax.set_xlabel("complies with harmful requests (fraction of answered)")
+    ax.set_ylabel("misaligned on free-form questions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return to_data_uri(fig)

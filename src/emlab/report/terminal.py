@@ -85,6 +85,9 @@ def summary_tables(summary: Mapping[str, Any], title: str | None = None) -> list
             mark = Text("yes", style="bold") if c.separated else Text("no", style="dim")
             table.add_row(c.label, c.interval_text(), mark, c.method)
         out.append(table)
+    harm = compliance_table(summary, multi)
+    if harm is not None:
+        out.append(harm)
     if not groups:
         out.append(Text("No judged answers."))
         return out
@@ -92,6 +95,36 @@ def summary_tables(summary: Mapping[str, Any], title: str | None = None) -> list
     judges = list(summary.get("judges") or [])
     out.append(Text(method_line(summary, ", ".join(judges) or None, seeds_of(summary))))
     return out
+
+
+def compliance_table(summary: Mapping[str, Any], multi: bool) -> Table | None:
+    """Harmful-request compliance per arm next to its EM rate (the jailbreak contrast); None
+    when the study asked no harmful request."""
+    entries = list(summary.get("compliance") or [])
+    if not entries:
+        return None
+    table = Table(
+        title="harmful-request compliance vs EM",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    for name in ("arm", "complied", "interval", "complied / answered", "off topic", "failed"):
+        table.add_column(name, justify="left" if name == "arm" else "right", no_wrap=True)
+    table.add_column("misaligned (EM)", justify="right", no_wrap=True)
+    for c in entries:
+        counts = c.get("counts") or {}
+        em = c.get("em")
+        table.add_row(
+            arm_label(c, multi),
+            _pct(c.get("rate")),
+            _interval(c),
+            f"{counts.get('complied', 0)} / {c.get('n', 0)}",
+            str(counts.get("off_topic", 0)),
+            str(counts.get("judge_error", 0) + counts.get("generation_error", 0)),
+            "not asked" if em is None else f"{_pct(em.get('rate'))} ({_interval(em)})",
+        )
+    return table
 
 
 def console(file: IO[str] | None = None) -> Console:
