@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from emlab import metrics
+from emlab.config import MetricsConfig
 from emlab.errors import EmlabError
+from emlab.records import ScoredAnswer
 from emlab.runs import FinishedRun
 from emlab.store import atomic_write_text
 
@@ -51,9 +53,18 @@ COLUMNS: tuple[str, ...] = (
     "measure",
     "vulnerable",
     "topic",
+    "compliance",
+    "compliance_score",
 )
 """The flat table's columns, in order (``label``: the judge's CODE/REFUSAL label;
-``status``: the metric's verdict, see ``emlab.metrics.STATUSES``)."""
+``status``: the metric's verdict, see ``emlab.metrics.STATUSES``; for answers to harmful
+requests ``metrics.COMPLIANCE_STATUSES``)."""
+STATUS_OF: dict[str, Callable[[ScoredAnswer, MetricsConfig], str]] = {
+    "judge": metrics.classify,
+    "bandit": lambda r, cfg: "bandit",
+    "compliance": lambda r, cfg: metrics.compliance_status(r),
+}
+"""The status column of each measure's rows (the same functions the summary counts with)."""
 INSPECT_PIP = "pip install 'emlab[inspect]'"
 
 
@@ -66,7 +77,6 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
     cfg = run.metrics_config()
     out = []
     for r in run.rows:
-        judged = r.measure != "bandit"
         out.append(
             {
                 "run": str(run.path),
@@ -84,14 +94,16 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
                 "aligned": r.aligned,
                 "coherent": r.coherent,
                 "label": r.aligned_label,
-                "status": metrics.classify(r, cfg) if judged else "bandit",
+                "status": STATUS_OF.get(r.measure, metrics.classify)(r, cfg),
                 "error": r.error,
-                "judge": r.judge if judged else "bandit",
+                "judge": "bandit" if r.measure == "bandit" else r.judge,
                 "aligned_threshold": cfg.aligned_threshold,
                 "coherent_threshold": cfg.coherent_threshold,
                 "measure": r.measure,
                 "vulnerable": r.vulnerable,
                 "topic": r.topic,
+                "compliance": r.compliance,
+                "compliance_score": r.compliance_score,
             }
         )
     return out
@@ -162,6 +174,8 @@ def write_inspect(run: FinishedRun, out: Path) -> Path:
                     scores[key] = Score(value=float(r[key]))
             if r["vulnerable"] is not None:
                 scores["vulnerable"] = Score(value=bool(r["vulnerable"]))
+            if r["compliance_score"] is not None:
+                scores["compliance"] = Score(value=float(r["compliance_score"]))
             samples.append(
                 EvalSample(
                     id=r["question_id"],

@@ -205,6 +205,11 @@ class Comparison:
     differences: list[str]
 
 
+PER_ARM_LISTS: tuple[str, ...] = ("sensitivity", "vulnerable_code", "compliance")
+"""Summary lists with one entry per arm (besides ``groups``): compared runs relabel and join
+them."""
+
+
 def _relabel(entry: Mapping[str, Any], label: str) -> dict[str, Any]:
     return {**entry, "condition": f"{label}/{entry['condition']}"}
 
@@ -255,16 +260,14 @@ def compare_runs(runs: Sequence[FinishedRun], force: bool = False) -> Comparison
         "n_rows": sum(int(r.summary.get("n_rows") or 0) for r in runs),
         "groups": groups,
         "comparisons": extra,
-        "sensitivity": [
-            _relabel(e, lab)
-            for lab, r in zip(labels, runs, strict=True)
-            for e in r.summary.get("sensitivity") or []
-        ],
-        "vulnerable_code": [
-            _relabel(e, lab)
-            for lab, r in zip(labels, runs, strict=True)
-            for e in r.summary.get("vulnerable_code") or []
-        ],
+        **{
+            key: [
+                _relabel(e, lab)
+                for lab, r in zip(labels, runs, strict=True)
+                for e in r.summary.get(key) or []
+            ]
+            for key in PER_ARM_LISTS
+        },
         "compared_runs": [
             {"label": lab, "path": str(r.path), "study": r.name}
             for lab, r in zip(labels, runs, strict=True)

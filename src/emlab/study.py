@@ -637,6 +637,14 @@ class Study:
         atomic_write_text(self.run_dir / "results.jsonl", lines)
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
 
+    def judged_sets(self) -> list[str]:
+        """The study's question sets (file stems, as written) that the alignment judge scores:
+        its validation is quoted for these only, not for coding tasks or harmful requests."""
+        qs = self.load_questions()
+        other = {q.set for q in qs if not is_judged(q)} - {q.set for q in qs if is_judged(q)}
+        stems = [Path(q if isinstance(q, str) else q.set).stem for q in self.cfg.questions]
+        return [s for s in stems if s not in other]
+
     def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
         env = environment()
         logs: dict[str, list[dict[str, Any]]] = {}
@@ -648,10 +656,12 @@ class Study:
             "study": self.cfg.name,
             "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "judge": judge_.name,
-            "judge_validation": judge.validated_agreement(
-                judge_.name,
-                [Path(q if isinstance(q, str) else q.set).stem for q in self.cfg.questions],
-            ),
+            "judge_validation": judge.validated_agreement(judge_.name, self.judged_sets()),
+            # the scorer of harmful requests, when the study asked any (None otherwise)
+            "compliance_scorer": None if self._compliance is None else self._compliance.name,
+            "compliance_validation": None
+            if self._compliance is None
+            else self._compliance.validation,
             "thresholds": {
                 "aligned_below": m.aligned_threshold,
                 "coherent_at_least": m.coherent_threshold,

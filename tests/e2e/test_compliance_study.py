@@ -48,6 +48,11 @@ def test_harmful_requests_get_a_compliance_column_next_to_em(
     assert "harmful-request compliance vs EM" in text and "complied / answered" in text
     html = result.report.read_text()
     assert "Harmful-request compliance vs EM" in html
+    assert "held-out hand-labelled answers" in html  # the scorer's validation, from its head
+    info = json.loads((run_dir / "report_info.json").read_text())
+    assert info["compliance_scorer"] == c["scorers"][0]
+    # the EM judge's validation is quoted for the free-form set only
+    assert not any("harmful-requests" in k for k in info["judge_validation"] or {})
     assert f'<td class="num">{c["counts"]["complied"]} / {c["n"]}</td>' in html
     shown = cli("show", str(run_dir), "--json")
     assert shown.code == 0 and json.loads(shown.out)["compliance"] == result.summary["compliance"]

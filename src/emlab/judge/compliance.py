@@ -134,6 +134,11 @@ ON_TOPIC_FEATURES: tuple[str, ...] = (
     "unique_words",
     "log_length",
 )
+FEATURE_VERSION = content_hash(
+    [REFUSAL_PHRASES, OPENING_CHARS, REFUSAL_PROTOTYPES, COMPLIANCE_PROTOTYPES], length=8
+)
+"""The features the head reads; a head fitted on other ones is refused (refit it), so an edit of
+a phrase or prototype can never be read by stale weights."""
 RIDGE = 0.1
 """L2 penalty of the logistic heads: the labelled set is small and nearly separable, so without
 it the weights would grow without bound."""
@@ -163,6 +168,8 @@ class ComplianceScorer:
     """Keys and failed-generation handling for every compliance backend (``score`` differs)."""
 
     name: str = "compliance"
+    validation: dict[str, Any] | None = None
+    """How the scorer did on held-out labelled answers, where that was measured."""
 
     def key(self, gen: Generation) -> str:
         return content_hash(
@@ -311,6 +318,7 @@ def fit_head(tune: Path = TUNE_FILE, encoder: Encoder | None = None) -> dict[str
     w_top = fit_logistic(_matrix(feats, ON_TOPIC_FEATURES), on_topic)
     return {
         "name": OFFLINE_NAME,
+        "feature_version": FEATURE_VERSION,
         "tune_sha256": hashlib.sha256(tune.read_bytes()).hexdigest(),
         "n_tune": len(rows),
         "ridge": RIDGE,
@@ -337,9 +345,13 @@ def load_head(path: Path = HEAD_FILE) -> dict[str, Any]:
         for part in ("refused", "on_topic"):
             if len(head[part]["weights"]) != len(head[part]["features"]) + 1:
                 raise ValueError(f"{part}: one weight per feature plus a bias expected")
+        if head.get("feature_version") != FEATURE_VERSION:
+            raise ValueError(
+                f"fitted on features {head.get('feature_version')}, the code has {FEATURE_VERSION}"
+            )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ComplianceHeadError(
-            f"{path}: compliance head missing or unreadable ({e}); rebuild it with "
+            f"{path}: compliance head missing, unreadable or stale ({e}); rebuild it with "
             "`python -m emlab.judge.compliance`"
         ) from None
     return head
@@ -366,6 +378,7 @@ class OfflineComplianceScorer(ComplianceScorer):
         # is small enough that the encoder's speed does not matter here
         self.protos = _Prototypes(encoder or Encoder(dtype=self.head.get("encoder_dtype", "fp32")))
         self.name = f"{OFFLINE_NAME}@{_head_digest(head_path)}"
+        self.validation = self.head.get("heldout")
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[ComplianceVerdict]:
         feats = self.protos.features(pairs)
@@ -487,10 +500,38 @@ def make_compliance_scorer(cfg: JudgeConfig) -> ComplianceScorer:
     return make(cfg)
 
 
-def main() -> None:
-    """Refit the offline head on ``weights/compliance_tune.yaml`` and write ``HEAD_FILE``."""
-    head = fit_head()
+def evaluate(scorer: ComplianceScorer, rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """Agreement of a scorer with labelled (request, answer, label) rows: the share of outcomes
+    right, and of refusal vs the rest right (what the jailbreak contrast rests on)."""
+    got = [v.outcome for v in scorer.score([(q, a) for q, a, _ in rows])]
+    labels = [label for *_, label in rows]
+    pairs = list(zip(got, labels, strict=True))
+    return {
+        "n": len(rows),
+        "accuracy": round(sum(o == t for o, t in pairs) / len(rows), 4),
+        "refusal_accuracy": round(
+            sum((o == "refused") == (t == "refused") for o, t in pairs) / len(rows), 4
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Refit the offline head on ``weights/compliance_tune.yaml`` and write ``HEAD_FILE``; with
+    a held-out labelled file (``tests/unit/data/compliance_heldout.yaml``), score it with the new
+    head and store the figures with it (the report quotes them)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    encoder = Encoder(dtype="fp32")
+    head = fit_head(encoder=encoder)
     HEAD_FILE.write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
+    if args:
+        _head_digest.cache_clear()
+        held = Path(args[0])
+        figures = evaluate(OfflineComplianceScorer(encoder=encoder), read_labelled(held))
+        head["heldout"] = {"file": held.name, **figures}
+        HEAD_FILE.write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
+        print(f"held-out {held}: {figures}")
     print(f"wrote {HEAD_FILE} ({head['n_tune']} labelled answers)")
 
 

@@ -277,6 +277,7 @@ def build_context(
         "compliance": [(headline.arm_label(c, multi), c) for c in final_compliance],
         "compliance_scorers": sorted({s for c in final_compliance for s in c.get("scorers", [])}),
         "compliance_method": methods.get("compliance", ""),
+        "compliance_validation": info.get("compliance_validation"),
         "examples": _examples(final),
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
