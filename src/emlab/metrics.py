@@ -660,7 +660,9 @@ def summarize(
     same model (same step if it has one, else its final entry); None switches them off.
     ``sensitivity`` holds the rates under the default threshold grid (see :func:`sensitivity`).
     ``comparisons`` holds the differences of :func:`comparison_pairs` over ``arms`` (without
-    ``arms``: each condition vs the baseline), each marked separated or not.
+    ``arms``: each condition vs the baseline), each marked separated or not. Answers to coding
+    tasks (``measure`` bandit) and to harmful requests (``measure`` compliance) never enter the
+    groups: they feed ``vulnerable_code`` and ``compliance`` (see :func:`compliance`).
     """
     code_rows = [r for r in rows if r.measure == "bandit"]
     harm_rows = [r for r in rows if r.measure == "compliance"]
