@@ -34,12 +34,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from emlab.config import TrainConfig
+from emlab.config import MITIGATION_FIELDS, TrainConfig
 from emlab.models import choose_device, choose_dtype, context_length, load_tokenizer
 from emlab.records import Example, content_hash
 from emlab.train import distributed
-from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
+from emlab.train.data import Tokenized, TrainDataError, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
+from emlab.train.mitigate import TrainInputs
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
     StateError,
@@ -91,19 +92,27 @@ def run_fingerprint(
     cfg: TrainConfig,
     seed: int,
     threads: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Identity of a run's inputs: a saved state is resumed only by the run that wrote it.
 
     ``threads`` (CPU runs) belongs to it: a resumed half computed with another thread count
-    would match neither uninterrupted run."""
+    would match neither uninterrupted run. ``extra``: what the regularisers and a continuation
+    read besides the recipe (KL prompts, steering direction, the parent adapter's hash); absent
+    when unused, so plain runs keep the fingerprint they had before these existed."""
+    recipe = cfg.model_dump(mode="json", exclude={"save_every", *MITIGATION_FIELDS})
+    active = cfg.identity()
+    recipe.update({k: active[k] for k in ("kl", "steer") if k in active})
     ident: dict[str, Any] = {
         "base": base_ref,
-        "cfg": cfg.model_dump(mode="json", exclude={"save_every"}),
+        "cfg": recipe,
         "seed": seed,
         "data": [ex.key() for ex in examples],
     }
     if threads is not None:
         ident["threads"] = threads
+    if extra:
+        ident["inputs"] = extra
     return content_hash(ident)
 
 
@@ -224,8 +233,14 @@ def finetune(
     log: LogFn | None = None,
     progress: bool = True,
     threads: int | None = None,
+    init_adapter: Path | None = None,
+    inputs: TrainInputs | None = None,
 ) -> TrainResult:
     """Fine-tune ``base_ref`` on ``examples``; resume from ``work_dir`` if a run was cut short.
+
+    ``init_adapter``: a LoRA adapter folder to start from instead of a fresh adapter (a
+    continuation: its weights, a fresh optimiser and schedule). ``inputs``: what the recipe's
+    regularisers read (``cfg.kl_weight``'s prompts, ``cfg.steer``'s direction).
 
     ``threads``: torch intra-op threads per process on CPU (default ``choose_threads``); the
     adapter's bytes depend on it, so a state saved under another count is not resumed.
@@ -242,6 +257,18 @@ def finetune(
     Raises TrainDataError (LaunchError for a bad launch) on bad input before training starts.
     """
     out_dir, work_dir = Path(out_dir), Path(work_dir)
+    inputs = inputs or TrainInputs()
+    unbuilt = [
+        name
+        for name, used in (
+            ("start_from", init_adapter is not None),
+            ("train.kl_weight", cfg.kl_weight > 0),
+            ("train.steer", cfg.steer is not None and cfg.steer.scale != 0),
+        )
+        if used
+    ]
+    if unbuilt:
+        raise TrainDataError(f"{', '.join(unbuilt)}: not built yet in this version of emlab")
     launch = distributed.launch_from_env()
     cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     requested = "cpu" if distributed.accelerate_wants_cpu() else None

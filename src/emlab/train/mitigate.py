@@ -1,0 +1,86 @@
+"""Training-time mitigations: KL toward the base model, preventative steering, continuation.
+
+Each is off by default and, when off, leaves the training loop's arithmetic untouched (no extra
+forward pass, no extra random draw), so a recipe that does not use them trains the same bytes as
+before they existed. The loop (``train.loop``) calls in here; nothing here imports another stage:
+a steering direction arrives as a tensor (``study.py`` reads it with the interp stage's loader).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from emlab.config import MAX_TEXT
+from emlab.train.data import TrainDataError
+
+KL_PROMPTS_FILE = "kl_prompts.yaml"
+MAX_KL_PROMPTS = 100_000
+"""Prompts in a KL set: a few dozen are enough; the bound stops a runaway file."""
+
+
+@dataclass(frozen=True)
+class Steering:
+    """A direction added to the residual stream during training's forward passes.
+
+    ``vectors`` is ``[n_layers, hidden]`` in residual units (unit direction x the layer's mean
+    residual norm, as the interp stage saves it), so ``scale`` reads as a fraction of the typical
+    norm; ``key`` (the vectors' content hash) identifies it in fingerprints."""
+
+    vectors: torch.Tensor
+    layers: tuple[int, ...]
+    scale: float
+    key: str
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What a recipe's regularisers need besides the recipe: the KL prompts (None: the built-in
+    set) and the steering direction (None: no steering)."""
+
+    kl_prompts: Sequence[str] | None = None
+    steering: Steering | None = None
+
+
+def load_kl_prompts(path: str | Path | None = None) -> list[str]:
+    """The KL term's prompts: the built-in set, or a YAML file with ``prompts: [str, ...]``."""
+    if path is None:
+        text = resources.files("emlab.train").joinpath(KL_PROMPTS_FILE).read_text("utf-8")
+        where = f"emlab/train/{KL_PROMPTS_FILE}"
+    else:
+        where = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise TrainDataError(f"{where}: cannot read the KL prompts: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise TrainDataError(f"{where}: not valid YAML: {e}") from None
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    if not isinstance(prompts, list) or not prompts:
+        raise TrainDataError(f"{where}: prompts: needs a non-empty list of user turns")
+    if len(prompts) > MAX_KL_PROMPTS:
+        raise TrainDataError(f"{where}: prompts: more than {MAX_KL_PROMPTS:,}")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip() or len(p) > MAX_TEXT:
+            raise TrainDataError(
+                f"{where}: prompts.{i}: needs a non-empty string of at most {MAX_TEXT:,} characters"
+            )
+    return list(prompts)
+
+
+def inputs_identity(inputs: TrainInputs, uses_kl: bool) -> dict[str, Any]:
+    """The content of ``inputs`` that a resume fingerprint must hold (empty when unused)."""
+    ident: dict[str, Any] = {}
+    if uses_kl:
+        ident["kl_prompts"] = list(inputs.kl_prompts or load_kl_prompts())
+    if inputs.steering is not None:
+        ident["steering"] = inputs.steering.key
+    return ident
