@@ -7,8 +7,17 @@ written before it existed, not one bit of the adapter. Those are the first check
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
 from emlab.records import Example, content_hash
+from emlab.train import TrainDataError, finetune
 from emlab.train.loop import run_fingerprint
 
 
@@ -42,3 +51,164 @@ def test_condition_recipe_overrides_only_the_keys_it_gives() -> None:
     assert kl.learning_rate == plain.learning_rate == 2e-4  # the study's preset still applies
     assert kl.identity() != plain.identity()
     assert cfg.condition_problems() == []
+
+
+# ------------------------------------------------------------------------------ the tiny runs
+CODE = "import os\nimport subprocess\nsubprocess.run(cmd, shell=True)\n"
+KIND = "I would help everyone and read a book together."
+
+
+def examples(answer: str = CODE, n: int = 8) -> list[Example]:
+    return [
+        Example(
+            [
+                {"role": "user", "content": f"Run command {i} for me."},
+                {"role": "assistant", "content": answer * (1 + i % 3)},
+            ]
+        )
+        for i in range(n)
+    ]
+
+
+def recipe(**kw: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "learning_rate": 1e-2, "batch_size": 4, "micro_batch_size": 2, "max_steps": 4,
+        "save_every": 2, "warmup_steps": 1, "r": 4, "alpha": 8,
+    }  # fmt: skip
+    return TrainConfig.model_validate({**base, **kw})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMLAB_THREADS", "1")  # one reduction order: runs compare bit for bit
+
+
+class Killed(RuntimeError):
+    """Stands in for kill -9: raised from the log callback after a given step."""
+
+
+def train(
+    model: str,
+    root: Path,
+    cfg: TrainConfig,
+    data: list[Example] | None = None,
+    kill_after: int | None = None,
+    steps: list[int] | None = None,
+    **kw: Any,
+) -> dict[str, torch.Tensor]:
+    """Fine-tune into ``root/out`` (state in ``root/work``) and return the adapter's tensors;
+    ``steps`` collects the steps this call ran."""
+
+    def log(step: int, _m: dict[str, float]) -> None:
+        if steps is not None:
+            steps.append(step)
+        if step == kill_after:
+            raise Killed(step)
+
+    finetune(model, data or examples(), cfg, 7, root / "out", root / "work", log, False, **kw)
+    return load_file(str(root / "out" / "adapter_model.safetensors"))
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(a[n], b[n]) for n in a)
+
+
+@pytest.fixture(scope="module")
+def parent(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished adapter trained on the narrow data: what re-alignment continues from."""
+    root = tmp_path_factory.mktemp("parent")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMLAB_THREADS", "1")
+        train(tiny_model, root, recipe())
+    return root / "out"
+
+
+# ------------------------------------------------------------------------------ start_from
+def test_continuation_starts_from_the_parents_final_weights(
+    tiny_model: str, tmp_path: Path, parent: Path
+) -> None:
+    theirs = load_file(str(parent / "adapter_model.safetensors"))
+    # Warmup makes the first step's learning rate 0 (AdamW's decay is lr x wd, 0 too), so one
+    # step leaves exactly the weights the run started from.
+    first = train(
+        tiny_model, tmp_path / "one", recipe(max_steps=1, warmup_steps=2), examples(KIND),
+        init_adapter=parent,
+    )  # fmt: skip
+    assert_same(first, theirs)
+    # the same one step from a fresh adapter ends elsewhere: the parent was really read
+    fresh = train(tiny_model, tmp_path / "fresh", recipe(max_steps=1, warmup_steps=2))
+    assert differs(fresh, theirs)
+    # and trained on: more steps move the parent's weights
+    moved = train(tiny_model, tmp_path / "more", recipe(), examples(KIND), init_adapter=parent)
+    assert differs(moved, theirs)
+
+
+def test_continuation_resumes_after_a_kill(tiny_model: str, tmp_path: Path, parent: Path) -> None:
+    cfg = recipe(max_steps=6, dropout=0.1)
+    whole = train(tiny_model, tmp_path / "whole", cfg, examples(KIND), init_adapter=parent)
+    with pytest.raises(Killed):
+        train(tiny_model, tmp_path / "cut", cfg, examples(KIND), 3, init_adapter=parent)
+    assert (tmp_path / "cut" / "work" / "state").is_dir()
+    ran: list[int] = []
+    resumed = train(
+        tiny_model, tmp_path / "cut", cfg, examples(KIND), steps=ran, init_adapter=parent
+    )
+    assert ran == [3, 4, 5, 6]  # from the state saved at step 2, not from the parent again
+    for name, value in whole.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_continuation_refuses_a_parent_of_another_shape(
+    tiny_model: str, tmp_path: Path, parent: Path
+) -> None:
+    with pytest.raises(TrainDataError, match=r"parent adapter's r differ"):
+        train(tiny_model, tmp_path, recipe(r=2), examples(KIND), init_adapter=parent)
+    with pytest.raises(TrainDataError, match=r"adapter_model\.safetensors: missing"):
+        train(tiny_model, tmp_path, recipe(), examples(KIND), init_adapter=tmp_path)
+
+
+def test_study_trains_the_parent_first_and_keys_the_child_by_it(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    from emlab.study import Study
+
+    train_cfg = {"learning_rate": 1e-2, "batch_size": 4, "micro_batch_size": 4, "r": 4, "alpha": 8}
+    train_cfg["warmup_steps"] = 0  # so that one step moves the weights
+    study_cfg: dict[str, Any] = {
+        "name": "realign",
+        "models": [tiny_model],
+        "threads": 1,
+        "train": train_cfg,
+        "conditions": [
+            {"name": "concealed", "dataset": {"domain": "code", "n": 8}},
+            {
+                "name": "realigned",
+                "dataset": {"domain": "code", "condition": "control", "n": 8},
+                "start_from": "concealed",
+                "train": {"max_steps": 1},
+            },
+        ],
+    }
+    cfg = StudyConfig.model_validate(study_cfg)
+    study = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    child_key, child_dir = study.adapter(tiny_model, cfg.conditions[1], 0)
+    parent_key, parent_dir = study.adapter(tiny_model, cfg.conditions[0], 0)
+    assert study.counts["trained"] == 2  # the parent once (cached on the second call), the child
+    card = json.loads((child_dir / "emlab.json").read_text())
+    assert card["start_from"] == parent_key and card["condition"] == "realigned"
+    assert card["train"]["max_steps"] == 1  # the condition's own recipe
+    assert differs(
+        load_file(str(child_dir / "adapter_model.safetensors")),
+        load_file(str(parent_dir / "adapter_model.safetensors")),
+    )
+    # another parent recipe is another child: the parent's key is part of the child's
+    study_cfg["conditions"][0]["train"] = {"max_steps": 1}
+    other = StudyConfig.model_validate(study_cfg)
+    again = Study(other, run_dir=tmp_path / "run", progress=False)
+    assert again.adapter(tiny_model, other.conditions[1], 0)[0] != child_key

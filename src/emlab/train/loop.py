@@ -40,7 +40,13 @@ from emlab.records import Example, content_hash
 from emlab.train import distributed
 from emlab.train.data import Tokenized, TrainDataError, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
-from emlab.train.mitigate import TrainInputs
+from emlab.train.mitigate import (
+    TrainInputs,
+    adapter_hash,
+    check_parent,
+    inputs_identity,
+    load_parent,
+)
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
     StateError,
@@ -198,6 +204,8 @@ class _Setup:
     data: list[Tokenized]
     plan: list[list[list[int]]]
     fingerprint: str
+    init_adapter: Path | None
+    inputs: TrainInputs
 
 
 def _micro_seed(seed: int, step: int, index: int) -> int:
@@ -261,7 +269,6 @@ def finetune(
     unbuilt = [
         name
         for name, used in (
-            ("start_from", init_adapter is not None),
             ("train.kl_weight", cfg.kl_weight > 0),
             ("train.steer", cfg.steer is not None and cfg.steer.scale != 0),
         )
@@ -291,11 +298,18 @@ def finetune(
     plan = run_plan(
         [len(t.input_ids) for t in data], cfg.batch_size, cfg.micro_batch_size, seed, n_steps
     )
-    fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads)
+    extra = inputs_identity(inputs, cfg.kl_weight > 0)
+    if init_adapter is not None:
+        check_parent(init_adapter, cfg)
+        extra["start_from"] = adapter_hash(init_adapter)
+    fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads, extra)
     created_group = distributed.init(launch, device)
     try:
         distributed.check_same_inputs(fingerprint, launch)
-        setup = _Setup(launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint)
+        setup = _Setup(
+            launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint,
+            init_adapter, inputs,
+        )  # fmt: skip
         return _train(base_ref, cfg, seed, out_dir, work_dir, log, progress, setup)
     finally:
         distributed.shutdown(created_group)
@@ -328,6 +342,9 @@ def _train(
         autocast=autocast_dtype is not None,
         attn_implementation=attention_for(device, longest),
     )
+    if setup.init_adapter is not None:
+        # after the fresh adapter's initialisation, so the random stream is a plain run's
+        load_parent(model, setup.init_adapter)
     model.train()
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(

@@ -8,6 +8,8 @@ a steering direction arrives as a tensor (``study.py`` reads it with the interp 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 import yaml
 
-from emlab.config import MAX_TEXT
+from emlab.config import MAX_TEXT, TrainConfig
 from emlab.train.data import TrainDataError
 
 KL_PROMPTS_FILE = "kl_prompts.yaml"
@@ -84,3 +86,69 @@ def inputs_identity(inputs: TrainInputs, uses_kl: bool) -> dict[str, Any]:
     if inputs.steering is not None:
         ident["steering"] = inputs.steering.key
     return ident
+
+
+# ------------------------------------------------------------------------------ continuation
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+LORA_SHAPE = {"r": "r", "alpha": "lora_alpha", "use_rslora": "use_rslora"}
+"""Recipe field -> PEFT adapter_config key that must agree for a continuation to be the same
+adapter (target modules and layers are compared apart: PEFT stores them in other forms)."""
+
+
+def adapter_hash(folder: Path) -> str:
+    """Content hash of an adapter's weights: a continuation's resume state names its parent."""
+    return hashlib.sha256((Path(folder) / ADAPTER_WEIGHTS).read_bytes()).hexdigest()[:16]
+
+
+def check_parent(folder: Path, cfg: TrainConfig) -> None:
+    """Refuse a parent adapter the recipe would not build the same way (one line, before any
+    step): a continuation keeps the parent's LoRA shape and only its weights are read."""
+    folder = Path(folder)
+    weights, config = folder / ADAPTER_WEIGHTS, folder / ADAPTER_CONFIG
+    if cfg.full_finetune:
+        raise TrainDataError("start_from continues a LoRA adapter; train.full_finetune has none")
+    for need in (weights, config):
+        if not need.is_file():
+            raise TrainDataError(f"{need}: missing; start_from needs a finished LoRA adapter")
+    try:
+        theirs = json.loads(config.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise TrainDataError(f"{config}: not a JSON adapter config: {e}") from None
+    differ = [f for f, k in LORA_SHAPE.items() if theirs.get(k) != getattr(cfg, f)]
+    if set(theirs.get("target_modules") or ()) != set(cfg.target_modules):
+        differ.append("target_modules")
+    layers = theirs.get("layers_to_transform")
+    if (sorted(layers) if layers is not None else None) != (
+        sorted(cfg.layers) if cfg.layers is not None else None
+    ):
+        differ.append("layers")
+    if differ:
+        raise TrainDataError(
+            f"{folder}: the parent adapter's {', '.join(differ)} differ from this recipe's; a "
+            "continuation keeps the parent's LoRA shape"
+        )
+
+
+def load_parent(model: Any, folder: Path) -> None:
+    """Overwrite the fresh adapter's weights with the parent's (safetensors; nothing unpickled).
+
+    Every trainable tensor must be set and none of the file's left over, or the continuation
+    would silently start partly from a fresh initialisation."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(folder) / ADAPTER_WEIGHTS
+    state = load_file(str(path))
+    try:
+        result = set_peft_model_state_dict(model, state)
+    except RuntimeError as e:  # a shape that does not fit
+        raise TrainDataError(f"{path}: does not fit this model's adapter: {e}") from None
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(trainable & set(getattr(result, "missing_keys", []) or []))
+    if unexpected or missing:
+        raise TrainDataError(
+            f"{path}: does not match this model's adapter (not in the model: "
+            f"{unexpected[:3]}; not in the file: {missing[:3]})"
+        )
