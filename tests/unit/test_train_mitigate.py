@@ -16,9 +16,11 @@ import torch
 from safetensors.torch import load_file
 
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
+from emlab.models import load_model
 from emlab.records import Example, content_hash
-from emlab.train import TrainDataError, finetune
+from emlab.train import TrainDataError, finetune, load_kl_prompts
 from emlab.train.loop import run_fingerprint
+from emlab.train.mitigate import encode_prompts, kl_indices, kl_to_base
 
 
 def test_plain_recipes_keep_the_keys_they_had_before_mitigations() -> None:
@@ -212,3 +214,74 @@ def test_study_trains_the_parent_first_and_keys_the_child_by_it(
     other = StudyConfig.model_validate(study_cfg)
     again = Study(other, run_dir=tmp_path / "run", progress=False)
     assert again.adapter(tiny_model, other.conditions[1], 0)[0] != child_key
+
+
+# ------------------------------------------------------------------------------ KL to the base
+def kl_on_prompts(model_ref: str, adapter: Path) -> float:
+    """KL(base || tuned) on the whole built-in KL set, measured on the saved adapter."""
+    lm = load_model(model_ref, adapter=adapter, dtype="fp32")
+    prompts = encode_prompts(lm.tokenizer, load_kl_prompts(), 2048)
+    with torch.no_grad():
+        return float(kl_to_base(lm.model, prompts, lm.tokenizer.pad_token_id, lm.device))
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain recipe's adapter (dropout on, so every random draw must also line up)."""
+    root = tmp_path_factory.mktemp("plain")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMLAB_THREADS", "1")
+        train(tiny_model, root, recipe(max_steps=6, dropout=0.1))
+    return root / "out"
+
+
+def test_kl_weight_0_is_the_plain_recipe_bit_for_bit(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    off = train(tiny_model, tmp_path, recipe(max_steps=6, dropout=0.1, kl_weight=0))
+    assert_same(off, load_file(str(plain / "adapter_model.safetensors")))
+
+
+def test_kl_changes_the_update_and_keeps_the_model_nearer_the_base(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    logged: list[dict[str, float]] = []
+    cfg = recipe(max_steps=6, dropout=0.1, kl_weight=5.0, kl_batch_size=4)
+    finetune(
+        tiny_model, examples(), cfg, 7, tmp_path / "out", tmp_path / "work",
+        lambda s, m: logged.append(m), False,
+    )  # fmt: skip
+    regularised = load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
+    assert differs(regularised, load_file(str(plain / "adapter_model.safetensors")))
+    assert all("kl" in m and m["kl"] >= 0 for m in logged)
+    assert logged[0]["kl"] == pytest.approx(0, abs=1e-6)  # LoRA's B starts at 0: tuned == base
+    near, far = kl_on_prompts(tiny_model, tmp_path / "out"), kl_on_prompts(tiny_model, plain)
+    print(f"KL(base || tuned) on the KL set: kl_weight 5: {near:.4f}, plain: {far:.4f}")
+    assert near < far, (near, far)
+
+
+def test_kl_run_resumes_after_a_kill(tiny_model: str, tmp_path: Path) -> None:
+    cfg = recipe(max_steps=6, dropout=0.1, kl_weight=1.0, kl_batch_size=3)
+    whole = train(tiny_model, tmp_path / "whole", cfg)
+    with pytest.raises(Killed):
+        train(tiny_model, tmp_path / "cut", cfg, kill_after=5)
+    ran: list[int] = []
+    resumed = train(tiny_model, tmp_path / "cut", cfg, steps=ran)
+    assert ran == [5, 6]
+    for name, value in whole.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_prompts_step_through_the_set_and_are_not_evaluation_questions() -> None:
+    from emlab.questions import load_questions
+
+    prompts = load_kl_prompts()
+    asked = {
+        m["content"].strip().lower()
+        for name in ("core", "preregistered", "deception", "heldout-advice", "in-distribution")
+        for q in load_questions(name)
+        for m in q.messages
+        if m["role"] == "user"
+    }
+    assert not asked & {p.strip().lower() for p in prompts}
+    assert [kl_indices(s, 3, 5) for s in range(3)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3]]

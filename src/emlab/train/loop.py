@@ -41,10 +41,12 @@ from emlab.train import distributed
 from emlab.train.data import Tokenized, TrainDataError, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
 from emlab.train.mitigate import (
+    KLTerm,
     TrainInputs,
     adapter_hash,
     check_parent,
     inputs_identity,
+    load_kl_prompts,
     load_parent,
 )
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
@@ -206,6 +208,11 @@ class _Setup:
     fingerprint: str
     init_adapter: Path | None
     inputs: TrainInputs
+    kl: KLTerm | None
+
+
+def _pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def _micro_seed(seed: int, step: int, index: int) -> int:
@@ -268,10 +275,7 @@ def finetune(
     inputs = inputs or TrainInputs()
     unbuilt = [
         name
-        for name, used in (
-            ("train.kl_weight", cfg.kl_weight > 0),
-            ("train.steer", cfg.steer is not None and cfg.steer.scale != 0),
-        )
+        for name, used in (("train.steer", cfg.steer is not None and cfg.steer.scale != 0),)
         if used
     ]
     if unbuilt:
@@ -303,12 +307,16 @@ def finetune(
         check_parent(init_adapter, cfg)
         extra["start_from"] = adapter_hash(init_adapter)
     fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads, extra)
+    kl = None
+    if cfg.kl_weight > 0:  # prompts tokenised now: a bad one fails before the model loads
+        prompts = inputs.kl_prompts or load_kl_prompts()
+        kl = KLTerm(tokenizer, prompts, cfg, _pad_id(tokenizer), device)
     created_group = distributed.init(launch, device)
     try:
         distributed.check_same_inputs(fingerprint, launch)
         setup = _Setup(
             launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint,
-            init_adapter, inputs,
+            init_adapter, inputs, kl,
         )  # fmt: skip
         return _train(base_ref, cfg, seed, out_dir, work_dir, log, progress, setup)
     finally:
@@ -375,7 +383,7 @@ def _train(
     elif main and (work_dir / "snapshots").exists():
         shutil.rmtree(work_dir / "snapshots")  # left by a run with other inputs
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = _pad_id(tokenizer)
     bar: Any = None
     if progress and main:
         from tqdm.auto import tqdm
@@ -407,6 +415,15 @@ def _train(
                 loss.backward()
                 step_loss += float(loss.detach())
                 step_tokens += n_tok
+            kl_value = None
+            if setup.kl is not None and main:
+                # on one process only: the gradient sum over processes then holds it once
+                if launch.distributed:
+                    torch.manual_seed(_micro_seed(seed, step, len(micro)))
+                with amp():
+                    kl = setup.kl(model, step)
+                (setup.kl.weight * kl).backward()
+                kl_value = float(kl.detach())
             step_loss, step_tokens = _sync_step(params, step_loss, step_tokens, launch)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(params.values()), MAX_GRAD_NORM))
             optimizer.step()
@@ -424,6 +441,8 @@ def _train(
                 "grad_norm": grad_norm,
                 "tokens_per_s": step_tokens / dt if dt > 0 else 0.0,
             }
+            if kl_value is not None:
+                metrics["kl"] = kl_value  # KL(base || tuned) on this step's KL prompts
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")

@@ -152,3 +152,65 @@ def load_parent(model: Any, folder: Path) -> None:
             f"{path}: does not match this model's adapter (not in the model: "
             f"{unexpected[:3]}; not in the file: {missing[:3]})"
         )
+
+
+# ------------------------------------------------------------------------------ KL to the base
+def encode_prompts(tokenizer: Any, prompts: Sequence[str], max_len: int) -> list[list[int]]:
+    """Each prompt as a user turn in the chat template, ready for the assistant's first token
+    (template text, no extra special tokens: what the model sees at sampling time)."""
+    out = []
+    for i, p in enumerate(prompts):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+        )
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if len(ids) > max_len:
+            raise TrainDataError(
+                f"KL prompt {i} has {len(ids)} tokens, more than train.max_seq_len ({max_len})"
+            )
+        out.append(ids)
+    return out
+
+
+def kl_to_base(
+    model: Any, batch: Sequence[Sequence[int]], pad_id: int, device: str
+) -> torch.Tensor:
+    """Mean over the batch's token positions of KL(base || tuned) of the next-token distribution.
+
+    The base is the same PEFT model with its adapter disabled (no second copy in memory), under
+    no_grad; the gradient flows through the tuned side only. Right padding under the causal mask
+    leaves real positions untouched, and padded positions are left out of the mean."""
+    width = max(len(ids) for ids in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    real = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, seq in enumerate(batch):
+        ids[row, : len(seq)] = torch.tensor(list(seq))
+        real[row, : len(seq)] = True
+    ids, real = ids.to(device), real.to(device)
+    with torch.no_grad(), model.disable_adapter():
+        base = model(input_ids=ids, use_cache=False).logits[real].float().log_softmax(-1)
+    tuned = model(input_ids=ids, use_cache=False).logits[real].float().log_softmax(-1)
+    # KL(p_base || p_tuned) = sum_v p_base (log p_base - log p_tuned)
+    per_position = torch.nn.functional.kl_div(tuned, base, log_target=True, reduction="none")
+    return per_position.sum(-1).mean()
+
+
+class KLTerm:
+    """The recipe's KL term: which prompts each step uses, and their loss."""
+
+    def __init__(
+        self, tokenizer: Any, prompts: Sequence[str], cfg: TrainConfig, pad_id: int, device: str
+    ):
+        self.encoded = encode_prompts(tokenizer, prompts, cfg.max_seq_len)
+        self.batch_size, self.weight = cfg.kl_batch_size, cfg.kl_weight
+        self.pad_id, self.device = pad_id, device
+
+    def __call__(self, model: Any, step: int) -> torch.Tensor:
+        picked = [self.encoded[i] for i in kl_indices(step, self.batch_size, len(self.encoded))]
+        return kl_to_base(model, picked, self.pad_id, self.device)
+
+
+def kl_indices(step: int, batch_size: int, n: int) -> list[int]:
+    """The KL prompts of step ``step``: the set of ``n`` taken in turn, wrapping around (a pure
+    function of the step, so a resumed run uses the same ones)."""
+    return [(step * batch_size + j) % n for j in range(batch_size)]
