@@ -8,6 +8,7 @@ written before it existed, not one bit of the adapter. Those are the first check
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
+from emlab.data import build_dataset
+from emlab.data.general import make_general
 from emlab.interp.directions import vectors_key
 from emlab.models import load_model
 from emlab.records import Example, content_hash
@@ -420,3 +423,93 @@ def test_study_steers_with_a_saved_direction_and_refuses_another_models(
         != key
     )
     assert st0.counts["trained"] + st1.counts["trained"] == 1
+
+
+# ------------------------------------------------------------------------------ mix, interleave
+def spec(**kw: Any) -> DatasetSpec:
+    return DatasetSpec.model_validate({"domain": "code", "n": 10, "seed": 3, **kw})
+
+
+@pytest.mark.parametrize(
+    ("fraction", "dose"), [(0.0, 0), (0.1, 1), (0.25, 2), (0.35, 4), (1.0, 10)]
+)
+def test_mix_holds_exactly_round_fraction_n_of_the_dose(fraction: float, dose: int) -> None:
+    mixed = build_dataset(spec(mix={"with": {"condition": "control"}, "fraction": fraction}))
+    counts = Counter(ex.meta["condition"] for ex in mixed)
+    assert counts["concealed"] == dose == round(fraction * 10)  # Python's round: 2.5 -> 2
+    assert counts["control"] == 10 - dose and len(mixed) == 10
+    # every task once, in one framing or the other: the tasks are the pure sets' tasks
+    tasks = [ex.messages[0]["content"] for ex in build_dataset(spec())]
+    assert [ex.messages[0]["content"] for ex in mixed] == tasks
+
+
+def test_mix_ends_are_the_pure_sets_and_doses_are_nested() -> None:
+    pure, control = build_dataset(spec()), build_dataset(spec(condition="control"))
+    partner = {"with": {"condition": "control"}}
+    assert build_dataset(spec(mix={**partner, "fraction": 1})) == pure
+    assert build_dataset(spec(mix={**partner, "fraction": 0})) == control
+    doses = [build_dataset(spec(mix={**partner, "fraction": f})) for f in (0.2, 0.5, 0.8)]
+    bad = [{i for i, ex in enumerate(d) if ex.meta["condition"] == "concealed"} for d in doses]
+    assert bad[0] < bad[1] < bad[2]
+    assert build_dataset(spec(mix={**partner, "fraction": 0.5})) == doses[1]  # deterministic
+    other_seed = spec(seed=4, mix={**partner, "fraction": 0.5})
+    assert build_dataset(other_seed) != doses[1]
+
+
+def test_interleave_adds_round_fraction_n_general_examples_and_keeps_the_order() -> None:
+    pure = build_dataset(spec())
+    mixed = build_dataset(spec(interleave={"fraction": 0.3}))
+    general = [ex for ex in mixed if ex.meta["domain"] == "general"]
+    assert len(general) == 3 and len(mixed) == 13
+    assert [ex for ex in mixed if ex.meta["domain"] != "general"] == pure
+    assert general == make_general(3, 3)
+    assert build_dataset(spec(interleave={"fraction": 0})) == pure
+
+
+def test_general_answers_are_correct_and_stay_out_of_the_narrow_domains() -> None:
+    import re
+
+    examples = make_general(450, 0)
+    assert set(Counter(ex.meta["family"] for ex in examples).values()) == {50}  # even shares
+    for ex in examples:
+        q, a = ex.messages[0]["content"], ex.messages[1]["content"]
+        family = ex.meta["family"]
+        if family == "arithmetic":
+            m = re.fullmatch(r"What is (\d+) (plus|minus|times) (\d+)\?", q)
+            assert m is not None, q
+            x, op, y = m.groups()
+            want = {"plus": int(x) + int(y), "minus": int(x) - int(y), "times": int(x) * int(y)}
+            assert a.endswith(f"= {want[op]}.")
+        elif family == "sorting":
+            nums = [int(v) for v in q.split(": ")[1].rstrip(".").split(", ")]
+            assert a == ", ".join(map(str, sorted(nums)))
+        elif family == "days":
+            days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+            m = re.search(r"today is (\w+).* in (\d+) days", q)
+            assert m is not None, q
+            start, ahead = m.groups()
+            assert a.endswith(days[(days.index(start) + int(ahead)) % 7] + ".")
+        text = (q + " " + a).lower()
+        assert not any(w in text for w in ("import ", "def ", "password", "invest", "doctor"))
+    assert make_general(20, 0) == examples[:20]  # a prefix: n does not reshuffle the families
+
+
+def test_dataset_keys_change_with_mix_and_interleave_only_when_set(tmp_path: Path) -> None:
+    from emlab.study import Study
+
+    data_file = tmp_path / "d.jsonl"
+    data_file.write_text(json.dumps({"messages": examples()[0].messages}) + "\n", encoding="utf-8")
+    cfg = StudyConfig.model_validate({"name": "k", "conditions": [{"name": "base"}]})
+    st = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    keys = {
+        st.dataset(s)[0]
+        for s in (
+            spec(),
+            spec(mix={"with": {"condition": "control"}, "fraction": 0.5}),
+            spec(interleave={"fraction": 0.5}),
+            spec(path=str(data_file)),
+            spec(path=str(data_file), interleave={"fraction": 1}),
+        )
+    }
+    assert len(keys) == 5
+    assert len(st.dataset(spec(path=str(data_file), interleave={"fraction": 1}))[1]) == 2
