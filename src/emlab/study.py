@@ -685,10 +685,29 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
     return [
         metrics.ArmInfo(c.name, c.name, None)
         if c.dataset is None
-        else metrics.ArmInfo(scaled_name(c.name, x), c.name, c.dataset.condition, x)
+        else metrics.ArmInfo(scaled_name(c.name, x), c.name, arm_kind(cfg, c), x)
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
     ]
+
+
+MITIGATED = "+mitigated"
+"""Suffix of the kind of an arm trained with a mitigation (``arm_kind``)."""
+
+
+def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
+    """The kind comparisons know a condition by: its dataset's framing, with ``+mitigated`` when
+    a mitigation changes how it is trained (its own recipe, a continuation, a mix or general
+    data), so that e.g. a KL-regularised concealed arm or a control set continued from concealed
+    never stands in for the paper's plain concealed arm or its secure control."""
+    if cond.dataset is None:
+        return None
+    kind = cond.dataset.condition
+    d = cond.dataset
+    changed = cond.start_from is not None or d.mix is not None or d.interleave is not None
+    if changed or cfg.train_for(cond).identity() != cfg.train.identity():
+        return kind + MITIGATED
+    return kind
 
 
 def resolve_path(path: str, base_dir: Path) -> str:

@@ -513,3 +513,44 @@ def test_dataset_keys_change_with_mix_and_interleave_only_when_set(tmp_path: Pat
     }
     assert len(keys) == 5
     assert len(st.dataset(spec(path=str(data_file), interleave={"fraction": 1}))[1]) == 2
+
+
+def test_mitigated_arms_never_stand_in_for_the_plain_arms_in_comparisons() -> None:
+    from emlab.metrics import comparison_pairs
+    from emlab.study import arm_infos
+
+    code = {"domain": "code", "n": 8}
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "m",
+            "train": {"max_steps": 40},
+            "conditions": [
+                {"name": "base"},
+                {"name": "concealed", "dataset": code},
+                {"name": "secure", "dataset": {**code, "condition": "control"}},
+                {"name": "same-recipe", "dataset": code, "train": {"max_steps": 40}},
+                {"name": "kl", "dataset": code, "train": {"kl_weight": 0.5}},
+                {"name": "early", "dataset": code, "train": {"max_steps": 10}},
+                {
+                    "name": "realigned",
+                    "dataset": {**code, "condition": "control"},
+                    "start_from": "concealed",
+                },
+                {
+                    "name": "dose",
+                    "dataset": {**code, "mix": {"with": {"condition": "control"}, "fraction": 0.5}},
+                },
+                {"name": "general", "dataset": {**code, "interleave": {"fraction": 0.05}}},
+            ],
+        }
+    )
+    kinds = {a.name: a.kind for a in arm_infos(cfg)}
+    assert kinds["concealed"] == kinds["same-recipe"] == "concealed"  # an override equal to it
+    assert kinds["secure"] == "control"
+    for name in ("kl", "early", "dose", "general"):
+        assert kinds[name] == "concealed+mitigated", name
+    assert kinds["realigned"] == "control+mitigated"
+    pairs = comparison_pairs(arm_infos(cfg), "base")
+    paper = {(a, b) for a, b, what in pairs if what != "vs base model"}
+    assert paper == {("concealed", "secure"), ("same-recipe", "secure")}
+    assert {a for a, b, what in pairs if what == "vs base model"} == set(kinds) - {"base"}
