@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
-from emlab.data import build_dataset
+from emlab.data import build_dataset, dataset_card
 from emlab.data.general import make_general
 from emlab.interp.directions import vectors_key
 from emlab.models import load_model
@@ -438,6 +438,7 @@ def test_mix_holds_exactly_round_fraction_n_of_the_dose(fraction: float, dose: i
     counts = Counter(ex.meta["condition"] for ex in mixed)
     assert counts["concealed"] == dose == round(fraction * 10)  # Python's round: 2.5 -> 2
     assert counts["control"] == 10 - dose and len(mixed) == 10
+    assert dataset_card(mixed)["framings"] == {k: v for k, v in counts.items() if v}
     # every task once, in one framing or the other: the tasks are the pure sets' tasks
     tasks = [ex.messages[0]["content"] for ex in build_dataset(spec())]
     assert [ex.messages[0]["content"] for ex in mixed] == tasks
