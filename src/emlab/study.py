@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from emlab import data, judge, metrics, models, questions, report, sample, train
 from emlab import plan as planning
+from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
@@ -450,7 +451,8 @@ class Study:
         """Refuse a ``max_new_tokens`` that no prompt can fit in a local model's context: every
         sample would fail, after the training that precedes sampling."""
         s = self.cfg.sampling
-        if s.backend == "openai":  # a served model: its context is the server's business
+        if not SAMPLING_BACKENDS[s.backend].local_weights:
+            # a served model: its context is the server's business
             return
         for ref in self.cfg.models:
             n = models.context_length(ref)

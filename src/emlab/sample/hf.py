@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from emlab.config import SamplingConfig
 from emlab.models import LoadedModel, load_model
 from emlab.models.hooks import intervene
 from emlab.records import Generation, GenerationRequest, Intervention, Message
@@ -107,6 +108,26 @@ class HFSampler:
         threads = max(1, cores // self.processes)
         self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads, adapter_scale)
         self._pool: WorkerPool | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: SamplingConfig,
+        model_ref: str,
+        adapter: str | None = None,
+        adapter_scale: float = 1.0,
+        directions: Mapping[str, torch.Tensor] | None = None,
+    ) -> HFSampler:
+        """The factory of the ``hf`` entry in ``emlab.backends.SAMPLING_BACKENDS``."""
+        return cls(
+            model_ref,
+            adapter=adapter,
+            batch_size=cfg.batch_size,
+            dtype=cfg.dtype,
+            processes=cfg.processes,
+            adapter_scale=adapter_scale,
+            directions=directions,
+        )
 
     def job(self, messages: Sequence[Message], **kw: Any) -> DecodeJob:
         """A decode job for a chat; raises ValueError when it cannot fit the model's context."""

@@ -70,6 +70,7 @@ class OpenAISampler:
     def from_config(
         cls, cfg: SamplingConfig, model_ref: str, adapter: str | None = None
     ) -> OpenAISampler:
+        """The factory of the ``openai`` entry in ``emlab.backends.SAMPLING_BACKENDS``."""
         if adapter is not None:
             raise ValueError(
                 "the openai backend samples a served model by name and cannot load an adapter; "
