@@ -56,6 +56,7 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.summary import Failures, Summary
 from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
 
@@ -99,7 +100,8 @@ class StudyResult:
     run_dir: Path
     report: Path | None
     """None for a shard: shards leave the report to a final, unsharded run."""
-    summary: dict[str, Any]
+    summary: Summary | None
+    """None for a shard (see ``report``)."""
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     """Work actually done in this run (0 everywhere on a cached re-run)."""
@@ -492,7 +494,7 @@ class Study:
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(
-                self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
+                self.run_dir, None, None, dict(self.timings), dict(self.counts), failures
             )
         if self.cfg.interp is not None:
             from emlab.study_interp import run_interp
@@ -505,7 +507,7 @@ class Study:
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
             )
-            summary["failures"] = failures
+            summary.failures = Failures.model_validate(failures)
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
             if failures["total"]:
@@ -575,18 +577,21 @@ class Study:
                     aligned=None,
                     coherent=None,
                     error=gen_error,
+                    failure="generation" if gen_error else None,
                     measure="bandit",
                     vulnerable=vulnerable,
                 )
                 continue
             j = verdicts.get(g.key)
+            error = gen_error or (j.error if j else "not judged")
             yield ScoredAnswer(
                 **where,
                 aligned=j.aligned if j else None,
                 coherent=j.coherent if j else None,
                 aligned_label=j.aligned_label if j else None,
                 judge=j.judge if j else "",
-                error=gen_error or (j.error if j else "not judged"),
+                error=error,
+                failure=None if error is None else "generation" if gen_error else "judge",
                 judge_uncertainty=j.uncertainty if j else None,
             )
 
@@ -611,10 +616,10 @@ class Study:
         env = {**environment(), "threads": self.threads}
         atomic_write_text(env_path, json.dumps(env, indent=2))
 
-    def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
+    def write_results(self, rows: Sequence[ScoredAnswer], summary: Summary) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(self.run_dir / "results.jsonl", lines)
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+        atomic_write_text(self.run_dir / "summary.json", summary.to_json())
 
     def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
         env = environment()

@@ -391,9 +391,9 @@ def model_layers(ref: str) -> tuple[int, int]:
     """(decoder layers, hidden size) from a model's config alone, without loading weights."""
     from transformers import AutoConfig
 
-    from emlab.models.loading import weights_dir
+    from emlab.models.loading import LOCAL_ONLY, weights_dir
 
-    cfg = AutoConfig.from_pretrained(str(weights_dir(ref)))
+    cfg = AutoConfig.from_pretrained(str(weights_dir(ref)), **LOCAL_ONLY)
     return int(cfg.num_hidden_layers), int(cfg.hidden_size)
 
 
