@@ -20,12 +20,12 @@ from pathlib import Path
 import yaml
 
 from emlab import data
+from emlab.arms import question_set, resolve_path
 from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import JudgeConfig, StudyConfig, StudyFileError, yaml_line
 from emlab.errors import EmlabError
 from emlab.models import resolve_ref
 from emlab.store import check_output
-from emlab.study import question_set, resolve_path
 
 Problem = tuple[tuple[int | str, ...], str]
 """Where in the study file (a field location) and what is wrong there."""

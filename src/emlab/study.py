@@ -31,14 +31,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, questions, report, sample, train
+from emlab import data, judge, metrics, models, report, sample, train
 from emlab import plan as planning
+from emlab.arms import Arm, is_code_task, question_set, resolve_path
 from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
     MetricsConfig,
-    QuestionSetSpec,
     StudyConfig,
     StudyFileError,
     scaled_name,
@@ -64,33 +64,6 @@ DEMO_NOTE = (
     "Models this small (e.g. the embedded 135M model) demonstrate the pipeline; their rates are "
     "not the paper's result, which concerns models of billions of parameters."
 )
-
-
-@dataclass
-class Arm:
-    """One model to evaluate: a base model, maybe fine-tuned on one condition with one seed."""
-
-    model: str
-    condition: str
-    seed: int
-    adapter_key: str | None = None
-    adapter_dir: Path | None = None
-    step: int | None = None
-    scale: float = 1.0
-    """Factor on the adapter's update (``adapter_scale``); ``condition`` then reads e.g.
-    ``concealed×3``."""
-
-    @property
-    def model_key(self) -> str:
-        key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
-        if self.scale != 1:  # scale 1 keeps the plain key, so earlier caches stay valid
-            key = f"{key}*{self.scale:g}"
-        return key if self.step is None else f"{key}@{self.step}"
-
-    @property
-    def label(self) -> str:
-        at = "" if self.step is None else f"@{self.step}"
-        return f"{self.model}/{self.condition}/seed{self.seed}{at}"
 
 
 @dataclass
@@ -662,26 +635,6 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
     ]
 
 
-def resolve_path(path: str, base_dir: Path) -> str:
-    """A path as written in a study file: relative ones are relative to the study's folder."""
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p))
-
-
-def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]:
-    """One entry of a study's ``questions:`` list, with its transforms applied."""
-    spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
-    is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
-    qs = questions.load_questions(resolve_path(spec.set, base_dir) if is_file else spec.set)
-    if spec.system is not None:
-        qs = questions.with_system(qs, spec.system)
-    if spec.prefix or spec.suffix:
-        qs = questions.with_template(qs, spec.prefix, spec.suffix)
-    if spec.trigger:
-        qs = questions.with_trigger(qs, spec.trigger)
-    return qs
-
-
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
     """Answers that failed to be generated, or were generated but not judged, counted as the
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
@@ -701,11 +654,6 @@ def failure_line(f: dict[str, int]) -> str:
         f"{f['judge']} not judged); they are excluded from the rates, and a re-run of the study "
         "retries exactly these"
     )
-
-
-def is_code_task(q: Question) -> bool:
-    """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
-    return "bandit" in str(q.meta.get("measure", ""))
 
 
 def environment() -> dict[str, Any]:

@@ -15,11 +15,12 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emlab import interp, metrics
+from emlab.arms import Arm, is_code_task
 from emlab.config import InterpConfig, StudyFileError
 from emlab.interp.capture import CAPTURE_VERSION, Captured, Pair
 from emlab.interp.directions import Direction, PersonaPool
@@ -34,7 +35,9 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import atomic_write_text
-from emlab.study import Arm, Study, is_code_task
+
+if TYPE_CHECKING:  # the runner calls this module; importing it back would be a cycle
+    from emlab.study import Study
 
 RANDOM_DIR = "random"
 """Subfolder of a direction artefact holding its random control."""

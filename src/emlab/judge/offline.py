@@ -21,8 +21,15 @@ from emlab.config import JudgeConfig
 from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
-from emlab.judge.features import bag_of_words, decide_labels, text_features
-from emlab.judge.head import DEFAULT_FEATURES, Calibration, JudgeHead, build_input, predict
+from emlab.judge.features import bag_of_words, text_features
+from emlab.judge.head import (
+    DEFAULT_FEATURES,
+    Calibration,
+    JudgeHead,
+    build_input,
+    decide_labels,
+    predict,
+)
 from emlab.judge.novelty import distance, pair_vectors
 from emlab.judge.prompts import PROMPT_VERSION
 

@@ -18,7 +18,7 @@ from typing import Any
 from emlab.config import SamplingConfig
 from emlab.httpclient import BadReply, JSONClient, RequestFailed, RetryPolicy
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed
+from emlab.sample.chat import request_seed
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

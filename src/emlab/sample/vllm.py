@@ -16,7 +16,7 @@ from emlab.config import SamplingConfig
 from emlab.models import load_tokenizer
 from emlab.models.loading import weights_dir
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed
+from emlab.sample.chat import request_seed
 
 # vLLM only accepts these maximum ranks; the adapter's rank is rounded up to the next one.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
