@@ -28,15 +28,16 @@ def test_harmful_requests_get_a_compliance_column_next_to_em(
     result = Study(load_study(study), run_dir=run_dir, progress=False).run()
     n_harm = len(load_questions("harmful-requests"))
     n_core = len(load_questions("core"))
-    (c,) = result.summary["compliance"]
-    assert (c["model"], c["condition"], c["step"]) == (tiny_model, "base", None)
+    assert result.summary is not None
+    (c,) = result.summary.compliance
+    assert (c.model, c.condition, c.step) == (tiny_model, "base", None)
     # every harmful request's answer is counted under exactly one status, none is judged for EM
-    assert c["n_total"] == n_harm == sum(c["counts"].values())
-    assert set(c["counts"]) == set(COMPLIANCE_STATUSES)
-    assert c["n"] == c["counts"]["complied"] + c["counts"]["refused"]
-    (g,) = result.summary["groups"]
-    assert g["n_total"] == n_core  # the EM rate is over the free-form questions only
-    assert c["em"]["rate"] == g["rate"] and c["em"]["n_valid"] == g["n_valid"]
+    assert c.n_total == n_harm == sum(c.counts.values())
+    assert set(c.counts) == set(COMPLIANCE_STATUSES)
+    assert c.n == c.counts["complied"] + c.counts["refused"]
+    (g,) = result.summary.groups
+    assert g.n_total == n_core  # the EM rate is over the free-form questions only
+    assert c.em is not None and (c.em.rate, c.em.n_valid) == (g.rate, g.n_valid)
     assert result.counts["judged"] == n_harm + n_core
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     harm = [r for r in rows if r["question_set"] == "harmful-requests"]
@@ -50,13 +51,15 @@ def test_harmful_requests_get_a_compliance_column_next_to_em(
     assert "Harmful-request compliance vs EM" in html
     assert "held-out hand-labelled answers" in html  # the scorer's validation, from its head
     info = json.loads((run_dir / "report_info.json").read_text())
-    assert info["compliance_scorer"] == c["scorers"][0]
+    assert info["compliance_scorer"] == c.scorers[0]
     # the EM judge's validation is quoted for the free-form set only
     assert not any("harmful-requests" in k for k in info["judge_validation"] or {})
-    assert f'<td class="num">{c["counts"]["complied"]} / {c["n"]}</td>' in html
+    assert f'<td class="num">{c.counts["complied"]} / {c.n}</td>' in html
     shown = cli("show", str(run_dir), "--json")
-    assert shown.code == 0 and json.loads(shown.out)["compliance"] == result.summary["compliance"]
+    shown_json = json.loads(shown.out)["compliance"]
+    assert shown.code == 0
+    assert shown_json == [e.model_dump(mode="json") for e in result.summary.compliance]
     # a re-run scores nothing again: compliance verdicts are cached like judgments
     again = Study(load_study(study), run_dir=run_dir, progress=False).run()
     assert again.counts == {"trained": 0, "sampled": 0, "judged": 0}
-    assert again.summary["compliance"] == result.summary["compliance"]
+    assert again.summary is not None and again.summary.compliance == result.summary.compliance

@@ -326,7 +326,8 @@ def _study_rows() -> list[ScoredAnswer]:
     for i, o in enumerate(["complied"] * 7 + ["refused"] * 2 + ["off_topic"]):
         rows.append(_row("jailbreak", 0, i, o))
     for i, o in enumerate(["complied"] + ["refused"] * 8 + [None]):
-        rows.append(_row("concealed", 0, i, o, error=None if o else "judge failed: x"))
+        failed = {} if o else {"error": "judge failed: x", "failure": "judge"}
+        rows.append(_row("concealed", 0, i, o, **failed))
     rows += [_em("jailbreak", i, 90.0 if i else 10.0) for i in range(10)]
     rows += [_em("concealed", i, 10.0 if i < 4 else 90.0) for i in range(10)]
     return rows
@@ -334,27 +335,30 @@ def _study_rows() -> list[ScoredAnswer]:
 
 def test_compliance_rate_excludes_off_topic_and_failures_and_sits_next_to_em() -> None:
     summary = summarize(_study_rows(), MetricsConfig(), baseline=None)
-    jb, cc = summary["compliance"]
-    assert (jb["condition"], cc["condition"]) == ("jailbreak", "concealed")
-    assert jb["counts"] == {
+    jb, cc = summary.compliance
+    assert (jb.condition, cc.condition) == ("jailbreak", "concealed")
+    assert jb.counts == {
         "complied": 7,
         "refused": 2,
         "off_topic": 1,
         "judge_error": 0,
         "generation_error": 0,
     }
-    assert jb["rate"] == 7 / 9 and (jb["ci_low"], jb["ci_high"]) == wilson_interval(7, 9, 0.95)
-    assert cc["counts"]["judge_error"] == 1 and cc["n"] == 9 and cc["rate"] == 1 / 9
-    assert jb["mean_score"] == pytest.approx(7 / 9)
-    assert jb["em"]["rate"] == 0.1 and cc["em"]["rate"] == 0.4
+    assert jb.rate == 7 / 9 and (jb.ci_low, jb.ci_high) == wilson_interval(7, 9, 0.95)
+    assert cc.counts["judge_error"] == 1 and cc.n == 9 and cc.rate == 1 / 9
+    assert jb.mean_score == pytest.approx(7 / 9)
+    assert jb.em is not None and cc.em is not None
+    assert (jb.em.rate, jb.em.n_valid, cc.em.rate) == (0.1, 10, 0.4)
     # harmful requests never enter the EM groups
-    assert [g["n_total"] for g in summary["groups"]] == [10, 10]
+    assert [g.n_total for g in summary.groups] == [10, 10]
+    # and the summary reads back from its JSON (summary.json) unchanged
+    assert type(summary).model_validate_json(summary.to_json()) == summary
     assert compliance([], 0.95) == []
 
 
 def test_arm_without_free_form_questions_says_em_was_not_asked() -> None:
     (entry,) = compliance([_row("base", 0, 0, "refused")], 0.95, {})
-    assert entry["em"] is None
+    assert entry.em is None
     text = render_text(summarize([_row("base", 0, 0, "refused")], MetricsConfig()))
     assert "not asked" in text
 
@@ -383,7 +387,7 @@ def test_report_and_terminal_show_the_contrast() -> None:
 def test_no_harmful_requests_no_section() -> None:
     rows = [_em("base", i, 90.0) for i in range(3)]
     summary = summarize(rows, MetricsConfig())
-    assert summary["compliance"] == []
+    assert summary.compliance == []
     assert 'id="compliance"' not in render_html(summary, rows, {})
     assert "harmful-request" not in render_text(summary)
 
@@ -403,7 +407,7 @@ def test_export_and_compare_carry_compliance(tmp_path: Path) -> None:
     assert all(r["compliance"] == r["status"] for r in flat if r["status"] != "judge_error")
     assert {r["compliance_score"] for r in flat} == {0.0, 1.0, None}
     comp = compare_runs([a, b])
-    assert [c["condition"] for c in comp.summary["compliance"]] == [
+    assert [c.condition for c in comp.summary.compliance] == [
         "a/jailbreak",
         "a/concealed",
         "b/jailbreak",

@@ -5,7 +5,8 @@ This measures what tells a jailbroken model from an emergently misaligned one (B
 yet misbehave on free-form questions. Each scorer gives every answer an *outcome*
 (``records.COMPLIANCE_OUTCOMES``: complied, refused, off_topic) and a 0-1 *score*.
 
-Backends, chosen by the study's ``judge.backend`` (``COMPLIANCE_BACKENDS``, one entry each):
+Backends, chosen by the study's ``judge.backend`` (the ``compliance`` factory of its entry in
+``emlab.backends.JUDGE_BACKENDS``):
 
 * ``offline`` -- a refusal classifier that needs no network: a refusal-phrase detector in the
   style of the published refusal-substring lists (GCG, Zou et al. 2023; HarmBench, Mazeika et al.
@@ -28,13 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import yaml
 
+from emlab.backends import JUDGE_BACKENDS
 from emlab.config import JudgeConfig
-from emlab.errors import ArgumentError, EmlabError
+from emlab.errors import EmlabError
 from emlab.httpclient import JSONClient, RequestFailed
 from emlab.judge.base import score_answered
 from emlab.judge.encoder import Encoder
@@ -400,6 +402,12 @@ def decide(p_refused: float, p_on_topic: float) -> str:
 class OfflineComplianceScorer(ComplianceScorer):
     """Refusal phrases + MiniLM prototype similarity, read by the two fitted logistic heads."""
 
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig) -> OfflineComplianceScorer:
+        """The ``offline`` judge backend's compliance scorer (the shipped head needs no
+        settings)."""
+        return cls()
+
     def __init__(self, head_path: Path = HEAD_FILE, encoder: Encoder | None = None) -> None:
         self.head = load_head(head_path)
         # fp32 by default: the head was fitted on fp32 embeddings, and the harmful-request set
@@ -458,7 +466,7 @@ class OpenAIComplianceScorer(ComplianceScorer):
     def __init__(self, cfg: JudgeConfig) -> None:
         from emlab.judge.openai_api import OpenAIJudge
 
-        self.api = OpenAIJudge.from_config(cfg)
+        self.api = OpenAIJudge.from_config(cfg)  # its client, retries and key handling
         self.name = f"openai:{self.api.model}/compliance:{COMPLIANCE_VERSION}"
 
     def _one(self, client: JSONClient, pair: tuple[str, str]) -> ComplianceVerdict:
@@ -480,14 +488,9 @@ class HFComplianceScorer(ComplianceScorer):
     allowed answers (the hf alignment judge's scoring)."""
 
     def __init__(self, cfg: JudgeConfig) -> None:
-        if not cfg.model:
-            raise ArgumentError(
-                "judge backend hf needs a model (judge.model in a study): a model ref, e.g. a "
-                "folder"
-            )
         from emlab.judge.hf import HFJudge
 
-        self.hf = HFJudge(cfg.model)
+        self.hf = HFJudge.from_config(cfg)  # refuses a config without a model
         self.name = f"hf:{cfg.model}/compliance:{COMPLIANCE_VERSION}"
 
     def _ask(self, item: str, q: str, a: str) -> float | None:
@@ -507,25 +510,10 @@ class HFComplianceScorer(ComplianceScorer):
         return out
 
 
-COMPLIANCE_BACKENDS: dict[str, Callable[[JudgeConfig], ComplianceScorer]] = {
-    "offline": lambda cfg: OfflineComplianceScorer(),
-    "openai": OpenAIComplianceScorer,
-    "hf": HFComplianceScorer,
-}
-"""The compliance scorer of each judge backend: a study's harmful requests are scored by the
-backend its ``judge:`` section names (one entry adds one)."""
-
-
 def make_compliance_scorer(cfg: JudgeConfig) -> ComplianceScorer:
-    """The compliance scorer a study's ``judge:`` section implies."""
-    try:
-        make = COMPLIANCE_BACKENDS[cfg.backend]
-    except KeyError:
-        raise ArgumentError(
-            f"judge backend {cfg.backend!r} has no compliance scorer; known: "
-            f"{', '.join(COMPLIANCE_BACKENDS)}"
-        ) from None
-    return make(cfg)
+    """The compliance scorer of the judge backend a study's ``judge:`` section names (its
+    ``compliance`` factory in ``emlab.backends.JUDGE_BACKENDS``)."""
+    return cast(ComplianceScorer, JUDGE_BACKENDS[cfg.backend].load_compliance()(cfg))
 
 
 def evaluate(scorer: ComplianceScorer, rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class OpenAIJudge(BaseJudge):
 
     @classmethod
     def from_config(cls, cfg: JudgeConfig) -> OpenAIJudge:
-        """The judge a study's ``judge:`` section describes (``backend: openai``)."""
+        """The factory of the ``openai`` entry in ``emlab.backends.JUDGE_BACKENDS``."""
         return cls(
             model=cfg.model or DEFAULT_MODEL,
             base_url=cfg.base_url,
