@@ -413,3 +413,12 @@ def test_export_and_compare_carry_compliance(tmp_path: Path) -> None:
         "b/jailbreak",
         "b/concealed",
     ]
+
+
+def test_the_shipped_jailbreak_study_is_valid() -> None:
+    from emlab.config import load_study
+
+    cfg = load_study(Path(__file__).parents[2] / "examples" / "jailbreak.yaml")
+    assert "harmful-requests" in cfg.questions and "core" in cfg.questions
+    jailbreak = next(c for c in cfg.conditions if c.name == "jailbreak20")
+    assert jailbreak.dataset is not None and jailbreak.dataset.condition == "jailbreak"
