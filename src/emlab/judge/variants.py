@@ -78,11 +78,11 @@ class Variant:
 
 _V2 = "answer+interactions"
 VARIANTS: dict[str, Variant] = {
-    "v2": Variant(_V2, what="the shipped v2 head: answer, q*a, |q-a|, question-balanced"),
+    "v2": Variant(_V2, what="the shipped v2 head: answer, q*a, abs(q-a), question-balanced"),
     "v2-seed1": Variant(_V2, seeds=(1,), what="v2, another initialisation (noise of the table)"),
     "v2-seed2": Variant(_V2, seeds=(2,), what="v2, a third initialisation"),
     "v1-layout": Variant("question+answer", "importance", what="v1: raw question embedding"),
-    "distance": Variant("answer+distance", what="answer and |q-a| only"),
+    "distance": Variant("answer+distance", what="answer and abs(q-a) only"),
     "cosine": Variant("answer+cosine", what="answer-only; the question as one cosine"),
     "cosine-importance": Variant(
         "answer+cosine", "importance", what="answer + cosine, natural-mix weighting"
