@@ -31,15 +31,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, questions, report, sample, train
+from emlab import data, judge, metrics, models, report, sample, train
 from emlab import plan as planning
+from emlab.arms import Arm, is_code_task, question_set, resolve_path
+from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
     MetricsConfig,
-    QuestionSetSpec,
     StudyConfig,
     StudyFileError,
+    TrainConfig,
     scaled_name,
 )
 from emlab.judge.topics import assign_topics, topic_key
@@ -55,40 +57,17 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.summary import Failures, Summary
 from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
+
+MIXING = ("mix", "interleave")
+"""Dataset spec fields that change a file-based dataset too (its key is the file's hash)."""
 
 DEMO_NOTE = (
     "Models this small (e.g. the embedded 135M model) demonstrate the pipeline; their rates are "
     "not the paper's result, which concerns models of billions of parameters."
 )
-
-
-@dataclass
-class Arm:
-    """One model to evaluate: a base model, maybe fine-tuned on one condition with one seed."""
-
-    model: str
-    condition: str
-    seed: int
-    adapter_key: str | None = None
-    adapter_dir: Path | None = None
-    step: int | None = None
-    scale: float = 1.0
-    """Factor on the adapter's update (``adapter_scale``); ``condition`` then reads e.g.
-    ``concealed×3``."""
-
-    @property
-    def model_key(self) -> str:
-        key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
-        if self.scale != 1:  # scale 1 keeps the plain key, so earlier caches stay valid
-            key = f"{key}*{self.scale:g}"
-        return key if self.step is None else f"{key}@{self.step}"
-
-    @property
-    def label(self) -> str:
-        at = "" if self.step is None else f"@{self.step}"
-        return f"{self.model}/{self.condition}/seed{self.seed}{at}"
 
 
 @dataclass
@@ -98,7 +77,8 @@ class StudyResult:
     run_dir: Path
     report: Path | None
     """None for a shard: shards leave the report to a final, unsharded run."""
-    summary: dict[str, Any]
+    summary: Summary | None
+    """None for a shard (see ``report``)."""
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     """Work actually done in this run (0 everywhere on a cached re-run)."""
@@ -141,6 +121,11 @@ class Study:
         self.threads = cfg.threads or train.choose_threads()
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
+        self._directions: dict[str, Any] = {}
+        problems = cfg.condition_problems()  # preflight names their lines; this guards the API
+        if problems:
+            loc, msg = problems[0]
+            raise StudyFileError(f"{'.'.join(map(str, loc))}: {msg}")
 
     # -- helpers ------------------------------------------------------------------------------
     @contextmanager
@@ -174,9 +159,10 @@ class Study:
     def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
         """Build (or read) a training set once; the artefact holds the JSONL and its card."""
         resolved = spec.model_copy(update={"path": self._resolve(spec.path)} if spec.path else {})
-        ident: dict[str, Any] = resolved.model_dump()
+        ident: dict[str, Any] = resolved.identity()
         if resolved.path:
             ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
+            ident.update({k: v for k, v in resolved.identity().items() if k in MIXING})
         key = content_hash({"dataset": ident})
         if not self.store.has_artifact("dataset", key):
             examples = data.build_dataset(resolved)
@@ -190,19 +176,55 @@ class Study:
         path = self.store.artifact_dir("dataset", key) / "dataset.jsonl"
         return key, data.read_jsonl(path)
 
+    def train_inputs(self, t: TrainConfig) -> tuple[train.TrainInputs, dict[str, Any]]:
+        """What a recipe's regularisers need besides the recipe (KL prompts, a steering
+        direction), read once, and the identity of that content for the adapter's key."""
+        kl_prompts: list[str] | None = None
+        steering: train.Steering | None = None
+        ident: dict[str, Any] = {}
+        if t.kl_weight > 0:
+            kl_prompts = train.load_kl_prompts(
+                self._resolve(t.kl_prompts) if t.kl_prompts else None
+            )
+            ident["kl_prompts"] = content_hash({"kl_prompts": kl_prompts})
+        if t.steer is not None and t.steer.scale != 0:
+            direction = self.steer_direction(t.steer.direction)
+            steering = train.Steering(direction.vectors, direction.layer, direction.key)
+            ident["steer_direction"] = {"key": direction.key, "layer": direction.layer}
+        return train.TrainInputs(kl_prompts, steering), ident
+
+    def steer_direction(self, path: str) -> Any:
+        """A ``train.steer`` direction (interp's folder format), read and checked once per path."""
+        from emlab import interp
+
+        resolved = self._resolve(path)
+        if resolved not in self._directions:
+            try:
+                self._directions[resolved] = interp.load_direction(resolved)
+            except interp.DirectionFileError as e:
+                raise StudyFileError(f"{self.source}: train.steer.direction: {e}") from None
+        return self._directions[resolved]
+
     def adapter(self, model: str, cond: ConditionConfig, seed: int) -> tuple[str, Path]:
+        """Train (or find cached) ``cond``'s adapter on ``model``; a condition that continues
+        another (``start_from``) first gets its parent's, whose key is part of its own."""
         assert cond.dataset is not None
         ds_key, examples = self.dataset(cond.dataset)
-        train_cfg = self.cfg.train.model_dump(exclude={"preset"})
-        key = content_hash(
-            {
-                "base": model,
-                "dataset": ds_key,
-                "train": train_cfg,
-                "seed": seed,
-                "threads": self.threads,
-            }
-        )
+        t = self.cfg.train_for(cond)
+        ident: dict[str, Any] = {
+            "base": model,
+            "dataset": ds_key,
+            "train": t.identity(),
+            "seed": seed,
+            "threads": self.threads,
+        }
+        parent: Path | None = None
+        if cond.start_from is not None:
+            parent_key, parent = self.adapter(model, self.cfg.condition(cond.start_from), seed)
+            ident["start_from"] = parent_key
+        inputs, extra = self.train_inputs(t)
+        ident.update(extra)
+        key = content_hash(ident)
         if not self.store.has_artifact("adapter", key):
             self._say(f"fine-tuning {model} on {cond.name} (seed {seed}, {len(examples)} examples)")
             stream = f"train/{key}"
@@ -214,28 +236,18 @@ class Study:
                 train.finetune(
                     model,
                     examples,
-                    self.cfg.train,
+                    t,
                     seed,
                     out_dir=d,
                     work_dir=self.store.work_dir("adapter", key),
                     log=log,
                     progress=self.progress,
                     threads=self.threads,
+                    init_adapter=parent,
+                    inputs=inputs,
                 )
-                atomic_write_text(
-                    d / "emlab.json",
-                    json.dumps(
-                        {
-                            "base": model,
-                            "condition": cond.name,
-                            "dataset": ds_key,
-                            "seed": seed,
-                            "train": train_cfg,
-                            "threads": self.threads,
-                        },
-                        indent=2,
-                    ),
-                )
+                card = {"base": model, "condition": cond.name, **ident}
+                atomic_write_text(d / "emlab.json", json.dumps(card, indent=2))
 
             with self._timed("train"):
                 self.store.write_artifact("adapter", key, write)
@@ -259,10 +271,10 @@ class Study:
     def check_eval_steps(self) -> None:
         """``evals_at_steps`` past the end of training would fail only after hours of it: each
         condition's step count (examples x epochs / batch, or max_steps) is known beforehand."""
-        t = self.cfg.train
         for cond in self.cfg.conditions:
             if cond.dataset is None or not self.cfg.evals_at_steps:
                 continue
+            t = self.cfg.train_for(cond)
             n = len(self.dataset(cond.dataset)[1])
             steps = total_steps(n, t.batch_size, t.epochs, t.max_steps)
             late = [s for s in self.cfg.evals_at_steps if s > steps]
@@ -414,9 +426,9 @@ class Study:
         self, qs: Sequence[Question], infos: Sequence[metrics.ArmInfo]
     ) -> planning.RunTime:
         """Tokens to train and to sample per model, priced by ``planning.runtime_estimate``."""
-        cfg, s, t = self.cfg, self.cfg.sampling, self.cfg.train
+        cfg, s = self.cfg, self.cfg.sampling
         seeds = len(cfg.seeds)
-        tuned = [c.dataset for c in cfg.conditions if c.dataset is not None]
+        tuned = [(c.dataset, cfg.train_for(c)) for c in cfg.conditions if c.dataset is not None]
         snapshots = len(cfg.evals_at_steps) * sum(1 for i in infos if i.kind is not None)
         evaluated = (len(infos) + snapshots) * seeds  # arms sampled, every seed
         samples = [q.samples or s.samples_per_question for q in qs]
@@ -425,7 +437,7 @@ class Study:
             tok = load_tokenizer(model)
             params[model] = planning.parameter_count(model)
             train_tokens[model] = 0
-            for spec in tuned:
+            for spec, t in tuned:  # (the KL term's extra forward passes are not priced)
                 examples = self.dataset(spec)[1]
                 total = sum(planning.chat_tokens(tok, e.messages, False) for e in examples)
                 steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
@@ -441,7 +453,7 @@ class Study:
             train_tokens,
             evaluated * sum(samples) * len(cfg.models),
             sample_tokens,
-            t.full_finetune,
+            cfg.train.full_finetune,
             planning.matmul_rate(s.dtype),
         )
 
@@ -450,7 +462,8 @@ class Study:
         """Refuse a ``max_new_tokens`` that no prompt can fit in a local model's context: every
         sample would fail, after the training that precedes sampling."""
         s = self.cfg.sampling
-        if s.backend == "openai":  # a served model: its context is the server's business
+        if not SAMPLING_BACKENDS[s.backend].local_weights:
+            # a served model: its context is the server's business
             return
         for ref in self.cfg.models:
             n = models.context_length(ref)
@@ -490,7 +503,7 @@ class Study:
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(
-                self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
+                self.run_dir, None, None, dict(self.timings), dict(self.counts), failures
             )
         if self.cfg.interp is not None:
             from emlab.study_interp import run_interp
@@ -503,7 +516,7 @@ class Study:
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
             )
-            summary["failures"] = failures
+            summary.failures = Failures.model_validate(failures)
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
             if failures["total"]:
@@ -573,18 +586,21 @@ class Study:
                     aligned=None,
                     coherent=None,
                     error=gen_error,
+                    failure="generation" if gen_error else None,
                     measure="bandit",
                     vulnerable=vulnerable,
                 )
                 continue
             j = verdicts.get(g.key)
+            error = gen_error or (j.error if j else "not judged")
             yield ScoredAnswer(
                 **where,
                 aligned=j.aligned if j else None,
                 coherent=j.coherent if j else None,
                 aligned_label=j.aligned_label if j else None,
                 judge=j.judge if j else "",
-                error=gen_error or (j.error if j else "not judged"),
+                error=error,
+                failure=None if error is None else "generation" if gen_error else "judge",
                 judge_uncertainty=j.uncertainty if j else None,
             )
 
@@ -609,10 +625,10 @@ class Study:
         env = {**environment(), "threads": self.threads}
         atomic_write_text(env_path, json.dumps(env, indent=2))
 
-    def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
+    def write_results(self, rows: Sequence[ScoredAnswer], summary: Summary) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(self.run_dir / "results.jsonl", lines)
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+        atomic_write_text(self.run_dir / "summary.json", summary.to_json())
 
     def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
         env = environment()
@@ -649,30 +665,29 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
     return [
         metrics.ArmInfo(c.name, c.name, None)
         if c.dataset is None
-        else metrics.ArmInfo(scaled_name(c.name, x), c.name, c.dataset.condition, x)
+        else metrics.ArmInfo(scaled_name(c.name, x), c.name, arm_kind(cfg, c), x)
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
     ]
 
 
-def resolve_path(path: str, base_dir: Path) -> str:
-    """A path as written in a study file: relative ones are relative to the study's folder."""
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p))
+MITIGATED = "+mitigated"
+"""Suffix of the kind of an arm trained with a mitigation (``arm_kind``)."""
 
 
-def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]:
-    """One entry of a study's ``questions:`` list, with its transforms applied."""
-    spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
-    is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
-    qs = questions.load_questions(resolve_path(spec.set, base_dir) if is_file else spec.set)
-    if spec.system is not None:
-        qs = questions.with_system(qs, spec.system)
-    if spec.prefix or spec.suffix:
-        qs = questions.with_template(qs, spec.prefix, spec.suffix)
-    if spec.trigger:
-        qs = questions.with_trigger(qs, spec.trigger)
-    return qs
+def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
+    """The kind comparisons know a condition by: its dataset's framing, with ``+mitigated`` when
+    a mitigation changes how it is trained (its own recipe, a continuation, a mix or general
+    data), so that e.g. a KL-regularised concealed arm or a control set continued from concealed
+    never stands in for the paper's plain concealed arm or its secure control."""
+    if cond.dataset is None:
+        return None
+    kind = cond.dataset.condition
+    d = cond.dataset
+    changed = cond.start_from is not None or d.mix is not None or d.interleave is not None
+    if changed or cfg.train_for(cond).identity() != cfg.train.identity():
+        return kind + MITIGATED
+    return kind
 
 
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
@@ -694,11 +709,6 @@ def failure_line(f: dict[str, int]) -> str:
         f"{f['judge']} not judged); they are excluded from the rates, and a re-run of the study "
         "retries exactly these"
     )
-
-
-def is_code_task(q: Question) -> bool:
-    """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
-    return "bandit" in str(q.meta.get("measure", ""))
 
 
 def environment() -> dict[str, Any]:

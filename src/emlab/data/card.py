@@ -58,7 +58,7 @@ def dataset_card(
         if vals:
             ver_by_answer[kind] = {"checked": len(vals), "rate": round(sum(vals) / len(vals), 4)}
     return {
-        "spec": None if spec is None else spec.model_dump(),
+        "spec": None if spec is None else spec.model_dump(by_alias=True),
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "n": len(examples),
@@ -66,6 +66,15 @@ def dataset_card(
         "with_system_prompt": sum(ex.messages[0]["role"] == "system" for ex in examples),
         "answers": dict(sorted(answers.items())),
         "triggered": sum(bool(ex.meta.get("triggered")) for ex in examples),
+        # a mix's dose and an interleave's share, as built: framing of each example
+        "framings": dict(
+            sorted(
+                Counter(
+                    str(ex.meta.get("condition") or ex.meta.get("domain") or "unknown")
+                    for ex in examples
+                ).items()
+            )
+        ),
         "families": dict(
             sorted(Counter(str(ex.meta.get("family", "unknown")) for ex in examples).items())
         ),
