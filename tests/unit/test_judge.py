@@ -379,3 +379,18 @@ def test_weighted_spearman_counts_a_weight_as_repeated_rows() -> None:
         spearman(np.repeat(x, w), np.repeat(y, w))
     )
     assert weighted_spearman(x[:2], y[:2], w[:2].astype(float)) is None
+
+
+def test_rank_figures_match_scipy_with_ties() -> None:
+    """auroc and spearman need no scipy at run time; they agree with it (a test dependency)."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 6, 50).astype(float)  # many ties
+    y = x + rng.integers(0, 4, 50)
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    pos = rng.random(50) < 0.5
+    ranks = stats.rankdata(x)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    ref = (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    assert auroc(x, pos) == pytest.approx(ref, abs=1e-12)
+    assert spearman(x, np.ones(50)) is None and spearman(x[:2], y[:2]) is None
