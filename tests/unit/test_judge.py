@@ -236,8 +236,8 @@ def test_validate_and_cli(offline: Judge, tmp_path: Path, cli: Callable[..., Cli
 
 
 def test_train_offline_is_reproducible_and_holds_out_sources(tmp_path: Path) -> None:
+    from emlab.judge.distill.train import train_offline
     from emlab.judge.offline import OfflineJudge
-    from emlab.judge.train_offline import train_offline
 
     data = tmp_path / "data"
     data.mkdir()
@@ -339,7 +339,7 @@ def test_quantile_map_matches_the_reference_distribution_and_keeps_order() -> No
 
 def test_importance_weights_restore_natural_shares() -> None:
     from emlab.judge.data import Row
-    from emlab.judge.train_offline import importance_weights
+    from emlab.judge.distill.train import importance_weights
 
     rows = [Row(Q, f"a{i}", 10.0, 90.0) for i in range(50)]
     rows += [Row(Q, f"b{i}", 90.0, 90.0) for i in range(50)]

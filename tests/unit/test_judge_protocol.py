@@ -13,9 +13,8 @@ import pytest
 
 from emlab.config import JudgeConfig
 from emlab.judge import Judge, make_judge
-from emlab.judge.augment import GENERATORS, degenerate
-from emlab.judge.novelty import distance, pair_vectors
-from emlab.judge.protocol import (
+from emlab.judge.distill.augment import GENERATORS, degenerate
+from emlab.judge.distill.protocol import (
     OTHER_SET,
     assign_folds,
     assign_sets,
@@ -23,6 +22,7 @@ from emlab.judge.protocol import (
     question_groups,
     stem,
 )
+from emlab.judge.novelty import distance, pair_vectors
 from emlab.records import UNCERTAINTY_LIMIT, Generation, content_hash
 
 SAMPLE = Path(__file__).parent / "data" / "judge_invariance_sample.jsonl.gz"
