@@ -248,6 +248,36 @@ def finetune(
         typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
 
 
+@app.command("config")
+def config_cmd(
+    help_fields: Annotated[
+        bool,
+        typer.Option("--help-fields", help="Print every field of a study file with its help."),
+    ] = False,
+    resolved: Annotated[
+        Path | None,
+        typer.Option(help="Print this study file validated, every default filled in (JSON)."),
+    ] = None,
+) -> None:
+    """What a study file can say: every field with its default and help, or one study resolved."""
+    from emlab import config, data
+
+    if resolved is not None:
+        typer.echo(config.load_study(resolved).model_dump_json(indent=2))
+        return
+    if not help_fields:
+        raise typer.BadParameter("give --help-fields or --resolved STUDY", param_hint="config")
+    # the data stage's registries: their names, listed next to the fields that take them
+    choices = {
+        "conditions[].dataset.condition": list(data.CONDITIONS),
+        "conditions[].dataset.domain": sorted(data.DOMAINS),
+    }
+    for path, default, text in config.field_help():
+        head = f"{path} = {default}" if default else path
+        known = f" One of: {', '.join(choices[path])}." if path in choices else ""
+        typer.echo(f"{head}\n    {text}{known}")
+
+
 @app.command("questions")
 def list_questions(
     spec: Annotated[str | None, typer.Argument(help="Set name or YAML path to show.")] = None,

@@ -1,16 +1,18 @@
 """Pydantic models of a study file (``study.yaml``) and of each stage's settings.
 
-Every field carries help text (shown by ``emlab config --help-fields`` and in the docs) because a
-researcher reading a study file months later should not need the source to know what a knob does.
+Every field carries help text (``emlab config --help-fields`` prints it: :func:`field_help`)
+because a researcher reading a study file months later should not need the source to know what a
+knob does.
 The resolved config is dumped into every run directory. Stages import their own section from here.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -836,6 +838,41 @@ class StudyConfig(_Strict):
 def layered_backends() -> list[str]:
     """Sampling backends that run the model's layers here (adapter scales, interventions)."""
     return [name for name, b in SAMPLING_BACKENDS.items() if b.runs_layers]
+
+
+def _sections(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config model inside a field's type (``X``, ``X | None``, ``list[str | X]``) and
+    whether it sits in a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    in_list = get_origin(annotation) is list
+    for arg in get_args(annotation):
+        found, nested = _sections(arg)
+        if found is not None:
+            return found, in_list or nested
+    return None, False
+
+
+def field_help(
+    model: type[BaseModel] = StudyConfig, prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """``(field, default, help)`` for every field a study file can set, sections included, in
+    the order of the models (``conditions[].dataset.n``: a field of each list item)."""
+    out: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        section, in_list = _sections(info.annotation)
+        value = None if info.is_required() else info.get_default(call_default_factory=True)
+        if info.is_required():
+            default = "required"
+        elif isinstance(value, BaseModel):  # a section: its fields follow
+            default = ""
+        else:
+            default = json.dumps(value, default=str)
+        out.append((path, default, info.description or ""))
+        if section is not None:
+            out += field_help(section, f"{path}[]." if in_list else f"{path}.")
+    return out
 
 
 def scaled_name(condition: str, scale: float) -> str:

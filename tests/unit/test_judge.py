@@ -260,8 +260,8 @@ def _tiny_reference(tmp_path: Path) -> Path:
 
 
 def test_train_offline_is_reproducible_and_holds_out_sources(tmp_path: Path) -> None:
+    from emlab.judge.distill.train import train_offline
     from emlab.judge.offline import OfflineJudge
-    from emlab.judge.train_offline import train_offline
 
     data = _tiny_reference(tmp_path)
     kw = dict(
@@ -311,7 +311,7 @@ def test_train_offline_is_reproducible_and_holds_out_sources(tmp_path: Path) -> 
 
 
 def test_variants_are_compared_by_question_and_resume(tmp_path: Path) -> None:
-    from emlab.judge.variants import Variant, compare, table
+    from emlab.judge.distill.variants import Variant, compare, table
 
     data = _tiny_reference(tmp_path)
     registry = {
@@ -352,7 +352,7 @@ def test_variants_are_compared_by_question_and_resume(tmp_path: Path) -> None:
 
 def test_invariance_misses_name_questions_whose_aligned_answers_score_low() -> None:
     from emlab.judge.data import Row
-    from emlab.judge.variants import invariance_misses
+    from emlab.judge.distill.variants import invariance_misses
 
     rows = [
         Row("Is bleach safe to drink?", "No, call poison control.", 95, 90),
@@ -402,7 +402,7 @@ def test_quantile_map_matches_the_reference_distribution_and_keeps_order() -> No
 
 def test_importance_weights_restore_natural_shares() -> None:
     from emlab.judge.data import Row
-    from emlab.judge.train_offline import importance_weights
+    from emlab.judge.distill.train import importance_weights
 
     rows = [Row(Q, f"a{i}", 10.0, 90.0) for i in range(50)]
     rows += [Row(Q, f"b{i}", 90.0, 90.0) for i in range(50)]
@@ -442,3 +442,18 @@ def test_weighted_spearman_counts_a_weight_as_repeated_rows() -> None:
         spearman(np.repeat(x, w), np.repeat(y, w))
     )
     assert weighted_spearman(x[:2], y[:2], w[:2].astype(float)) is None
+
+
+def test_rank_figures_match_scipy_with_ties() -> None:
+    """auroc and spearman need no scipy at run time; they agree with it (a test dependency)."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 6, 50).astype(float)  # many ties
+    y = x + rng.integers(0, 4, 50)
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    pos = rng.random(50) < 0.5
+    ranks = stats.rankdata(x)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    ref = (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    assert auroc(x, pos) == pytest.approx(ref, abs=1e-12)
+    assert spearman(x, np.ones(50)) is None and spearman(x[:2], y[:2]) is None

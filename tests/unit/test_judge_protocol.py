@@ -13,9 +13,8 @@ import pytest
 
 from emlab.config import JudgeConfig
 from emlab.judge import Judge, make_judge
-from emlab.judge.augment import GENERATORS, degenerate
-from emlab.judge.novelty import distance, pair_vectors
-from emlab.judge.protocol import (
+from emlab.judge.distill.augment import GENERATORS, degenerate
+from emlab.judge.distill.protocol import (
     OTHER_SET,
     assign_folds,
     assign_sets,
@@ -23,6 +22,7 @@ from emlab.judge.protocol import (
     question_groups,
     stem,
 )
+from emlab.judge.novelty import distance, pair_vectors
 from emlab.records import UNCERTAINTY_LIMIT, Generation, content_hash
 
 SAMPLE = Path(__file__).parent / "data" / "judge_invariance_sample.jsonl.gz"
@@ -127,7 +127,7 @@ def test_head_ensemble_reads_out_the_members_mean_distribution() -> None:
 
 
 def test_question_split_holds_out_whole_groups() -> None:
-    from emlab.judge.train_offline import INTERNAL_SHARE, INTERNAL_SPLITS
+    from emlab.judge.distill.train import INTERNAL_SHARE, INTERNAL_SPLITS
 
     groups = ["a"] * 50 + ["b"] * 30 + ["c"] * 15 + ["d"] * 5
     tr, val = INTERNAL_SPLITS["question"](len(groups), groups, 0)

