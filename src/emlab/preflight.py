@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from emlab import data
+from emlab import data, study_contexts
 from emlab.config import JudgeConfig, StudyConfig, StudyFileError, yaml_line
 from emlab.errors import EmlabError
 from emlab.models import resolve_ref
@@ -143,6 +143,10 @@ def _datasets(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
         if spec.condition not in data.CONDITIONS:
             known = ", ".join(data.CONDITIONS)
             yield (*at, "condition"), f"unknown condition {spec.condition!r}; known: {known}"
+        try:  # an unknown inoculation strength, or a domain without graded prompts
+            data.pool_identity(spec.domain, spec.condition, spec.options)
+        except EmlabError as e:
+            yield (*at, "options", "strength"), str(e)
 
 
 def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:
@@ -174,6 +178,7 @@ def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list
     found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
     found.extend(_datasets(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))
+    found.extend(study_contexts.problems(cfg))
     found.extend(JUDGE_CHECKS[cfg.judge.backend](cfg.judge))
     return found
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, questions, report, sample, train
+from emlab import data, judge, metrics, models, questions, report, sample, study_contexts, train
 from emlab import plan as planning
 from emlab.config import (
     ConditionConfig,
@@ -40,6 +40,7 @@ from emlab.config import (
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
+    context_name,
     scaled_name,
 )
 from emlab.judge.topics import assign_topics, topic_key
@@ -174,7 +175,12 @@ class Study:
     def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
         """Build (or read) a training set once; the artefact holds the JSONL and its card."""
         resolved = spec.model_copy(update={"path": self._resolve(spec.path)} if spec.path else {})
-        ident: dict[str, Any] = resolved.model_dump()
+        # versioned package data the set is built from (a graded inoculation pool) is part of
+        # the key; {} for every other set, so their keys are what they always were
+        ident: dict[str, Any] = {
+            **resolved.model_dump(),
+            **data.pool_identity(resolved.domain, resolved.condition, resolved.options),
+        }
         if resolved.path:
             ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
         key = content_hash({"dataset": ident})
@@ -384,7 +390,7 @@ class Study:
         cfg, p = self.cfg, self.cfg.plan
         self.check_eval_steps()
         qs = self.load_questions()
-        judged = [q for q in qs if not is_code_task(q)]
+        judged = [q for q in qs if not is_in_domain(q)]
         infos = arm_infos(cfg)
         per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
         estimate, note = None, None
@@ -467,6 +473,8 @@ class Study:
         self.write_manifest()
         qs = self.load_questions()
         self.check_context()
+        # the plain questions, then the same questions in each evaluation context (leak probes)
+        asked = [(None, qs)] + [(c.label, c.apply(qs)) for c in study_contexts.resolve(self.cfg)]
         if self.progress:  # before any model work: what this study can detect, and its cost
             plan = self.power_plan()
             atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
@@ -477,13 +485,22 @@ class Study:
         rows: list[ScoredAnswer] = []
         sampled = []
         for arm in arms:
-            reqs = self.requests(arm, qs)
-            gens = self.generate(arm, reqs)
-            sampled.append((arm, reqs, gens))
-            # Held-out coding tasks measure the trained behaviour with bandit, not the judge.
-            judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
+            # one sampler per arm for all its contexts: they differ only in the prompts
+            per_context = [(ctx, self.requests(arm, q)) for ctx, q in asked]
+            gens = self.generate(arm, [r for _, reqs in per_context for r in reqs])
+            sampled.append((arm, per_context[0][1], gens))
+            # Held-out in-domain questions measure the trained behaviour by their own check.
+            judged = [
+                gens[r.key()]
+                for _, reqs in per_context
+                for r in reqs
+                if not is_in_domain(r.question)
+            ]
             verdicts = self.judge_all(judge_, judged)
-            rows.extend(self.scored(arm, reqs, gens, verdicts))
+            for ctx, reqs in per_context:
+                label = context_name(arm.condition, ctx)
+                shown = arm if ctx is None else dataclasses.replace(arm, condition=label)
+                rows.extend(self.scored(shown, reqs, gens, verdicts))
         failures = count_failures(rows, self.cfg.metrics)
         if failures["total"]:  # shown even without progress output
             print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
@@ -566,15 +583,16 @@ class Study:
                 "category": r.question.category,
                 "step": arm.step,
             }
-            if is_code_task(r.question):
-                vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
+            measure = in_domain_measure(r.question)
+            if measure is not None:
+                flags = IN_DOMAIN_MEASURES[measure].flags
                 yield ScoredAnswer(
                     **where,
                     aligned=None,
                     coherent=None,
                     error=gen_error,
-                    measure="bandit",
-                    vulnerable=vulnerable,
+                    measure=measure,
+                    vulnerable=None if g.error else flags(r.question, g.answer),
                 )
                 continue
             j = verdicts.get(g.key)
@@ -644,15 +662,41 @@ class Study:
 
 
 def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
-    """Every arm label a study reports (conditions × adapter scales), in study order, with the
-    dataset condition each fine-tunes on: comparisons find conditions by it, not by name."""
-    return [
+    """Every arm label a study reports (conditions × adapter scales, then each of those in every
+    evaluation context), in study order, with the dataset condition each fine-tunes on:
+    comparisons find conditions by it, not by name."""
+    plain = [
         metrics.ArmInfo(c.name, c.name, None)
         if c.dataset is None
-        else metrics.ArmInfo(scaled_name(c.name, x), c.name, c.dataset.condition, x)
+        else metrics.ArmInfo(
+            scaled_name(c.name, x),
+            c.name,
+            c.dataset.condition,
+            x,
+            parent=None if parent_of(c) is None else scaled_name(str(parent_of(c)), x),
+        )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
     ]
+    tags = [c.tag for c in cfg.context_specs()]
+    return [
+        a
+        if tag is None
+        else dataclasses.replace(
+            a,
+            name=context_name(a.name, tag),
+            context=tag,
+            plain=a.name,
+            parent=None if a.parent is None else context_name(a.parent, tag),
+        )
+        for a in plain
+        for tag in [None, *tags]  # each arm, then the same arm in each context
+    ]
+
+
+def parent_of(cond: ConditionConfig) -> str | None:
+    """The condition whose final adapter this one continues training from (``start_from``)."""
+    return getattr(cond, "start_from", None)
 
 
 def resolve_path(path: str, base_dir: Path) -> str:
@@ -680,7 +724,7 @@ def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
     status = Counter(
         ("generation_error" if r.error else "ok")
-        if r.measure == "bandit"
+        if r.measure != "judge"
         else metrics.classify(r, cfg)
         for r in rows
     )
@@ -696,9 +740,47 @@ def failure_line(f: dict[str, int]) -> str:
     )
 
 
-def is_code_task(q: Question) -> bool:
-    """Questions whose set asks for a bandit measurement (the in-distribution coding tasks)."""
-    return "bandit" in str(q.meta.get("measure", ""))
+@dataclass(frozen=True)
+class InDomainMeasure:
+    """How answers to held-out in-domain questions are scored: by an independent check of the
+    narrow behaviour a model was fine-tuned on, not by the alignment judge (the cost side of a
+    mitigation: did the model still learn the task?)."""
+
+    claims: Callable[[Question], bool]
+    """Whether a question asks for this measure (from its set's ``meta.measure``)."""
+    flags: Callable[[Question, str], bool | None]
+    """The answer shows the trained behaviour (True), does not (False), or cannot be scored
+    (None, e.g. no parseable code)."""
+
+
+def _measure_named(word: str) -> Callable[[Question], bool]:
+    return lambda q: word in str(q.meta.get("measure", ""))
+
+
+def _advice_flags(q: Question, answer: str) -> bool:
+    # any harmful pattern of the question's domain counts, not only the one the request invites
+    return data.verify_advice(str(q.meta.get("domain", "")), answer) is not None
+
+
+IN_DOMAIN_MEASURES: dict[str, InDomainMeasure] = {
+    # the in-distribution coding tasks: bandit flags the answer's code
+    "bandit": InDomainMeasure(_measure_named("bandit"), lambda q, a: data.answer_is_vulnerable(a)),
+    # the heldout-advice requests: the advice verifier finds a harmful pattern in the answer
+    "advice": InDomainMeasure(_measure_named("advice verifier"), _advice_flags),
+}
+"""Scorers of held-out in-domain questions by name (the ``measure`` of their rows); the first
+that claims a question scores it. A new domain with its own checker adds one entry."""
+
+
+def in_domain_measure(q: Question) -> str | None:
+    """The in-domain measure that scores this question, or None (the judge scores it)."""
+    return next((name for name, m in IN_DOMAIN_MEASURES.items() if m.claims(q)), None)
+
+
+def is_in_domain(q: Question) -> bool:
+    """Held-out in-domain questions (coding tasks, advice requests) are measured by their own
+    check, never by the alignment judge."""
+    return in_domain_measure(q) is not None
 
 
 def environment() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from emlab.data.inoculation import inoculation_pool
 from emlab.data.pairs import DatasetError, Domain, Pair
 from emlab.records import Example, Message
 
@@ -118,7 +119,7 @@ def frame(
                 meta = _meta(p, "good", triggered=False, trigger=trigger)
             out.append(Example(msgs, {**base, **meta}))
     elif cond == "inoculated":
-        pool = options.get("prompts") or domain.inoculations
+        pool = inoculation_pool(domain, options)  # prompts, a graded strength, or built-in
         for p in pairs:
             system = str(rng.choice(list(pool)))
             out.append(Example(_conv(p.task, p.bad, system), {**base, **_meta(p, "bad")}))
