@@ -272,6 +272,12 @@ class MetricsConfig(_Strict):
         50, description="Only answers with coherent >= this count (others are excluded)."
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of intervals.")
+    seed_interval: Literal["t", "bootstrap"] = Field(
+        "t",
+        description="Interval over seeds (rates with >= 2 seeds; differences with >= 3 seeds per "
+        "side): t = Student's t for a rate, Welch's t for a difference (honest at few seeds); "
+        "bootstrap = the paper's percentile bootstrap over seeds (too narrow below ~10 seeds).",
+    )
     bootstrap_resamples: int = Field(
         2000, ge=100, le=MAX_EXAMPLES, description="Bootstrap resamples over seeds."
     )

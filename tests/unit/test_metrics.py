@@ -10,9 +10,11 @@ import pytest
 from emlab.config import MetricsConfig
 from emlab.metrics import (
     CI_BOOTSTRAP,
+    CI_T,
     CI_WILSON,
     DIFF_BOOTSTRAP,
     DIFF_NEWCOMBE,
+    DIFF_T,
     ArmInfo,
     bootstrap_diff_ci,
     bootstrap_mean_ci,
@@ -23,11 +25,14 @@ from emlab.metrics import (
     newcombe_diff_interval,
     sensitivity,
     summarize,
+    t_mean_ci,
+    welch_diff_ci,
     wilson_interval,
 )
 from emlab.records import ScoredAnswer
 
 CFG = MetricsConfig()
+CFG_BOOT = MetricsConfig(seed_interval="bootstrap")
 
 
 def row(
@@ -240,7 +245,7 @@ def _two_seed_rows() -> list[ScoredAnswer]:
 
 
 def test_summarize_two_seeds_bootstrap() -> None:
-    s = summarize(_two_seed_rows(), CFG)
+    s = summarize(_two_seed_rows(), CFG_BOOT)
     g = find_group(s, "m", "insecure")
     assert g is not None
     assert [(p["seed"], p["rate"]) for p in g["per_seed"]] == [(0, 0.2), (1, 0.4)]
@@ -248,9 +253,12 @@ def test_summarize_two_seeds_bootstrap() -> None:
     assert g["ci_method"] == CI_BOOTSTRAP
     # bootstrap over seeds {0.2, 0.4}: means 0.2/0.3/0.4 with mass 1/4, 1/2, 1/4 -> (0.2, 0.4)
     assert (g["ci_low"], g["ci_high"]) == pytest.approx((0.2, 0.4))
+    # a difference needs 3 seeds per side to go over seeds: 2 seeds -> Newcombe on pooled
+    # answers, 6/20 vs 0/20, the same rule as the study's comparisons
     d = g["delta_vs_baseline"]
-    assert d["method"] == DIFF_BOOTSTRAP
-    assert (d["delta"], d["ci_low"], d["ci_high"]) == pytest.approx((0.3, 0.2, 0.4))
+    assert d["method"] == DIFF_NEWCOMBE
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx(newcombe_diff_interval(6, 20, 0, 20, 0.95))
+    assert d["delta"] == pytest.approx(0.3)
     q = {p["question_id"]: p for p in g["per_question"]}
     assert q["q1"]["rate"] == pytest.approx(0.5)  # (2 + 3) / 10
     assert q["q2"]["rate"] == pytest.approx(0.1)  # (0 + 1) / 10
@@ -439,6 +447,44 @@ def test_comparisons_one_seed_newcombe_marked_separated_or_not() -> None:
     assert got[("insecure×3", "insecure")]["what"] == "scaled vs scale 1"
 
 
+def test_t_intervals_over_seeds_by_hand() -> None:
+    # {0.2, 0.4}: mean 0.3, s/sqrt(2) = 0.1, t(0.975, 1) = 12.7062 -> (-0.97, 1.57), clipped
+    assert t_mean_ci([0.2, 0.4], 0.95) == (0.0, 1.0)
+    # {0.2, 0.3, 0.4}: s = 0.1, se = 0.057735, t(0.975, 2) = 4.302653 -> half 0.248414
+    assert t_mean_ci([0.2, 0.3, 0.4], 0.95) == pytest.approx((0.051586, 0.548414), abs=1e-6)
+    # Welch, {0.2, 0.3, 0.4} - {0, 0.1, 0.2}: d = 0.2, se = sqrt(2 * 0.01 / 3) = 0.081650,
+    # df = (2v)^2 / (2 v^2 / 2) = 4, t(0.975, 4) = 2.776445 -> half 0.226696: not separated
+    got = welch_diff_ci([0.2, 0.3, 0.4], [0.0, 0.1, 0.2], 0.95)
+    assert got == pytest.approx((-0.026696, 0.426696), abs=1e-6)
+    # one side without spread: df = 2 (that side's k - 1), t(0.975, 2) = 4.302653
+    # {0, 0, 0.3} - {0, 0, 0}: d = 0.1, se = 0.1 -> (-0.330265, 0.530265)
+    got = welch_diff_ci([0.0, 0.0, 0.3], [0.0, 0.0, 0.0], 0.95)
+    assert got == pytest.approx((-0.330265, 0.530265), abs=1e-6)
+    assert welch_diff_ci([0.2, 0.2], [0.0, 0.0], 0.95) == (0.2, 0.2)
+    with pytest.raises(ValueError):
+        t_mean_ci([0.2], 0.95)
+    with pytest.raises(ValueError):
+        welch_diff_ci([0.2, 0.3], [0.1], 0.95)
+
+
+def test_summarize_three_seeds_t_by_default() -> None:
+    rows = [
+        r
+        for seed, k in enumerate([2, 3, 4])
+        for r in (
+            *answers(k, 10 - k, seed=seed),
+            *answers(k - 2, 12 - k, seed=seed, condition="base"),
+        )
+    ]
+    s = summarize(rows, CFG)
+    g = find_group(s, "m", "insecure")
+    assert g is not None and g["ci_method"] == CI_T
+    assert (g["ci_low"], g["ci_high"]) == pytest.approx((0.051586, 0.548414), abs=1e-6)
+    d = g["delta_vs_baseline"]
+    assert d["method"] == DIFF_T
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((-0.026696, 0.426696), abs=1e-6)
+
+
 def test_comparisons_go_over_seeds_only_from_three_seeds() -> None:
     def rows(condition: str, per_seed: list[int]) -> list[ScoredAnswer]:
         return [
@@ -450,20 +496,25 @@ def test_comparisons_go_over_seeds_only_from_three_seeds() -> None:
     arms = ARMS[:2]
     # Three seeds, insecure 2/10 on each, base 0/10: the bootstrap of constant per-seed rates is
     # the constant, so the interval is (0.2, 0.2) -> separated, over seeds.
-    s = summarize(rows("base", [0, 0, 0]) + rows("insecure", [2, 2, 2]), CFG, "base", arms=arms)
-    (c,) = s["comparisons"]
+    both = rows("base", [0, 0, 0]) + rows("insecure", [2, 2, 2])
+    (c,) = summarize(both, CFG_BOOT, "base", arms=arms)["comparisons"]
     assert (c["over"], c["method"], c["separated"]) == ("seeds", DIFF_BOOTSTRAP, True)
     assert (c["delta"], c["ci_low"], c["ci_high"]) == pytest.approx((0.2, 0.2, 0.2))
     # insecure per seed {0, 0, 0.3}: a resample draws seed 2 never with probability
     # (2/3)^3 = 0.296 > 2.5%, so the interval's low end is 0 -> not separated.
-    s = summarize(rows("base", [0, 0, 0]) + rows("insecure", [0, 0, 3]), CFG, "base", arms=arms)
-    (c,) = s["comparisons"]
+    spread = rows("base", [0, 0, 0]) + rows("insecure", [0, 0, 3])
+    (c,) = summarize(spread, CFG_BOOT, "base", arms=arms)["comparisons"]
     assert c["over"] == "seeds" and c["ci_low"] == 0.0 and c["separated"] is False
-    # Two seeds: delta_vs_baseline bootstraps, but a comparison stays over answers (Newcombe).
+    # The default, Welch's t: the same two cases (hand-checked in test_t_intervals_over_seeds)
+    (c,) = summarize(both, CFG, "base", arms=arms)["comparisons"]
+    assert (c["over"], c["method"], c["separated"]) == ("seeds", DIFF_T, True)
+    (c,) = summarize(spread, CFG, "base", arms=arms)["comparisons"]
+    assert c["ci_low"] == pytest.approx(-0.330265, abs=1e-6) and c["separated"] is False
+    # Two seeds: a comparison and delta_vs_baseline both stay over answers (Newcombe).
     s = summarize(rows("base", [0, 0]) + rows("insecure", [2, 2]), CFG, "base", arms=arms)
     (c,) = s["comparisons"]
     assert c["over"] == "answers" and c["method"] == DIFF_NEWCOMBE and c["n_seeds"] == [2, 2]
-    assert find_group(s, "m", "insecure")["delta_vs_baseline"]["method"] == DIFF_BOOTSTRAP  # type: ignore[index]
+    assert find_group(s, "m", "insecure")["delta_vs_baseline"]["method"] == DIFF_NEWCOMBE  # type: ignore[index]
     # Three seeds, but one without a valid answer: two rates, so over answers again.
     silent = [row(coherent=10.0, condition="insecure", seed=2)]
     s = summarize(
