@@ -7,9 +7,10 @@ The resolved config is dumped into every run directory. Stages import their own 
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -50,6 +52,15 @@ read from a data file (``emlab.data``, ``emlab.judge``): ~25k tokens, longer tha
 training example or answer in the EM literature (the paper's longest is under 4 KB). Python's
 csv module refuses fields of 131,072 characters, so a judge CSV hits this bound first."""
 
+MAX_KL_WEIGHT = 1e6
+"""Largest KL weight: the literature's useful range is 0.01-10; beyond this the KL term alone
+steers training and a typo (1e60) would overflow."""
+MAX_STEER = 1e3
+"""Largest |steering scale| in units of the layer's mean residual norm: useful scales are < 10."""
+
+MITIGATION_FIELDS = ("kl_weight", "kl_prompts", "kl_batch_size", "steer")
+"""TrainConfig fields added for mitigations: out of every key while they are off."""
+
 PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -61,10 +72,63 @@ RETRY_AFTER_HELP = (
 )
 
 
+def layer_list(v: list[int] | None) -> list[int] | None:
+    """Check a list of 0-based layer indices (None = the default layers)."""
+    if v is not None and (not v or min(v) < 0):
+        raise ValueError(f"layer indices are 0-based: a non-empty list of numbers >= 0, got {v}")
+    return v
+
+
 class _Strict(BaseModel):
     """Unknown keys are errors: a typo in a study file must not silently fall back to a default."""
 
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class MixPartner(_Strict):
+    """The dataset a `mix` dose fills up with (typically the control framing of the same tasks)."""
+
+    domain: str | None = Field(
+        None, description="Domain of the partner set; default: the mixed dataset's domain."
+    )
+    condition: str = Field(description="Framing of the partner set, e.g. `control`.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Condition-specific options of the partner set."
+    )
+
+
+class MixSpec(_Strict):
+    """``mix: {with: {domain, condition}, fraction: f}`` on a dataset spec."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    with_: MixPartner = Field(
+        alias="with",
+        description="The partner dataset: {domain, condition, options}, built with the same n "
+        "and seed as the mixed one.",
+    )
+    fraction: float = Field(
+        ge=0,
+        le=1,
+        description="Share of this dataset in the mix, in [0, 1]: exactly round(fraction*n) "
+        "examples of it (Python's round: halves go to the even count).",
+    )
+
+
+class InterleaveSpec(_Strict):
+    """``interleave: {fraction: f, source: general}`` on a dataset spec."""
+
+    fraction: float = Field(
+        ge=0,
+        le=1,
+        description="General examples added, as a share of n, in [0, 1]: round(fraction*n).",
+    )
+    source: Literal["general"] = Field(
+        "general",
+        description="Where the added examples come from. general: benign out-of-domain chat "
+        "(arithmetic, units, facts, writing, everyday advice) generated offline by "
+        "`emlab.data.general`, deterministic by seed.",
+    )
 
 
 class DatasetSpec(_Strict):
@@ -89,6 +153,23 @@ class DatasetSpec(_Strict):
         "{strength: weak|medium|strong} for inoculated (a graded, versioned prompt pool; "
         "omitted: the domain's own pool) or {prompts: [...]} for your own.",
     )
+    mix: MixSpec | None = Field(
+        None,
+        description="A dose: exactly round(fraction*n) examples of this dataset and the rest "
+        "from the `with` dataset (same n, same seed; a task is taken in one framing or the "
+        "other, never both), positions drawn by seed. fraction 0 = pure `with`, 1 = pure this.",
+    )
+    interleave: InterleaveSpec | None = Field(
+        None,
+        description="Add round(fraction*n) general (benign, out-of-domain chat) examples, "
+        "generated offline by emlab, at positions drawn by seed (after `mix`).",
+    )
+
+    def identity(self) -> dict[str, Any]:
+        """What the dataset's cache key hashes: the spec, with `mix`/`interleave` only when set
+        (so the keys of datasets written before they existed stay the same)."""
+        off = {k for k in ("mix", "interleave") if getattr(self, k) is None}
+        return self.model_dump(exclude=off, by_alias=True)
 
 
 class ConditionConfig(_Strict):
@@ -102,6 +183,47 @@ class ConditionConfig(_Strict):
     dataset: DatasetSpec | None = Field(
         None, description="Training data; omit for the untouched base model."
     )
+    train: TrainOverride | None = Field(
+        None,
+        description="Per-condition changes to the study's `train:` recipe: only the keys given "
+        "override it (e.g. {kl_weight: 0.5} or {max_steps: 30}); part of this arm's adapter key. "
+        "Not `preset` or `save_every`, which are study-wide.",
+    )
+    start_from: str | None = Field(
+        None,
+        description="Name of another condition with a dataset: continue from its final adapter "
+        "(same model and seed) on this condition's dataset, e.g. benign re-alignment. The "
+        "optimiser and learning-rate schedule start afresh; the adapter's LoRA shape (r, alpha, "
+        "target_modules, layers, use_rslora) must match the parent's. The adapter key includes "
+        "the parent's.",
+    )
+
+
+class SteerConfig(_Strict):
+    """``train.steer``: a direction added to the residual stream while training."""
+
+    direction: str = Field(
+        description="Folder with direction.safetensors + direction.json (from `emlab interp "
+        "direction` or a study's interp stage), relative to the study file. It must come from "
+        "the study's model (layers x width, and model_hash where the card has one)."
+    )
+    scale: float = Field(
+        allow_inf_nan=False,
+        ge=-MAX_STEER,
+        le=MAX_STEER,
+        description="Multiple of the direction, in units of the layer's mean residual norm "
+        "(0.5 adds half the typical norm; negative subtracts it). 0 = off, bit for bit the "
+        "plain recipe.",
+    )
+    layers: list[int] | None = Field(
+        None,
+        description="Layers to steer at (0-based); default: the direction's own layer.",
+    )
+
+    @field_validator("layers")
+    @classmethod
+    def _non_negative(cls, v: list[int] | None) -> list[int] | None:
+        return layer_list(v)
 
 
 class TrainConfig(_Strict):
@@ -155,6 +277,35 @@ class TrainConfig(_Strict):
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="Compute dtype; auto = bf16 where the hardware has it."
     )
+    kl_weight: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_KL_WEIGHT,
+        allow_inf_nan=False,
+        description="Regularise toward the base model: add kl_weight x KL(base || tuned) of the "
+        "next-token distributions on `kl_prompts` (out-of-domain prompts, not the evaluation "
+        "questions) to every step's loss; the base is the same model with the adapter "
+        "disabled. 0 = off, bit for bit the plain recipe. LoRA only.",
+    )
+    kl_prompts: str | None = Field(
+        None,
+        description="YAML file (relative to the study file) with `prompts:`, a list of user "
+        "turns for the KL term; default: emlab's built-in general set "
+        "(emlab/train/kl_prompts.yaml). Used only when kl_weight > 0.",
+    )
+    kl_batch_size: int = Field(
+        8,
+        ge=1,
+        le=MAX_BATCH,
+        description="KL prompts per step, taken in turn from the set (step s uses prompts "
+        "s*k .. s*k+k-1, wrapping around). Used only when kl_weight > 0.",
+    )
+    steer: SteerConfig | None = Field(
+        None,
+        description="Preventative steering: add scale x a misalignment direction to the "
+        "residual stream during the training forward passes only (the saved adapter is plain, "
+        "evaluated without it). {direction: FOLDER, scale: s, layers: [..] | null}.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +316,27 @@ class TrainConfig(_Strict):
                 return {**preset, **data}
         return data
 
+    @model_validator(mode="after")
+    def _kl_needs_adapter(self) -> TrainConfig:
+        if self.kl_weight > 0 and self.full_finetune:
+            raise ValueError(
+                "train.kl_weight needs a LoRA adapter (the base is the model with it disabled); "
+                "train.full_finetune has none"
+            )
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What an adapter's key (and a resume fingerprint) hashes: the recipe without `preset`
+        (already applied), and without the regularisers when they are off, so a recipe that
+        does not use them keeps the key it had before they existed. File paths (`kl_prompts`,
+        `steer.direction`) stay out: the caller adds the content they point at."""
+        out = self.model_dump(exclude={"preset", *MITIGATION_FIELDS})
+        if self.kl_weight > 0:
+            out["kl"] = {"weight": self.kl_weight, "batch_size": self.kl_batch_size}
+        if self.steer is not None and self.steer.scale != 0:
+            out["steer"] = {"scale": self.steer.scale, "layers": self.steer.layers}
+        return out
+
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -172,6 +344,31 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # the shift to show within minutes on a laptop CPU.
     "quick": {"learning_rate": 2e-4, "batch_size": 8, "micro_batch_size": 8, "save_every": 1000},
 }
+
+STUDY_WIDE_TRAIN = ("preset", "save_every")
+"""TrainConfig fields a condition cannot override: a preset is applied once to the study's
+recipe, and snapshot steps must line up across arms for ``evals_at_steps``."""
+
+
+def _partial_model(model: type[BaseModel], name: str, exclude: tuple[str, ...]) -> Any:
+    """``model`` with every field optional (default None) but its checks and help text kept: a
+    per-condition override is validated field by field, with the study file's line of each."""
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        if field_name in exclude:
+            continue
+        optional = copy.copy(info)
+        optional.default, optional.default_factory = None, None
+        annotation: Any = info.annotation  # a runtime type object here, not an annotation
+        fields[field_name] = (annotation | None, optional)
+    doc = f"Some fields of {model.__name__}; those given replace the study's."
+    return create_model(name, __base__=_Strict, __doc__=doc, **fields)
+
+
+if TYPE_CHECKING:
+    TrainOverride = BaseModel
+else:
+    TrainOverride = _partial_model(TrainConfig, "TrainOverride", STUDY_WIDE_TRAIN)
 
 
 class SamplingConfig(_Strict):
@@ -444,11 +641,7 @@ class InterpConfig(_Strict):
     @field_validator("layers", "ablate_layers")
     @classmethod
     def _non_negative(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (not v or min(v) < 0):
-            raise ValueError(
-                f"layer indices are 0-based: a non-empty list of numbers >= 0, got {v}"
-            )
-        return v
+        return layer_list(v)
 
 
 class StudyConfig(_Strict):
@@ -586,6 +779,101 @@ class StudyConfig(_Strict):
     def context_specs(self) -> list[ContextSpec]:
         """The evaluation contexts as specs (a plain name is a spec with defaults)."""
         return [c if isinstance(c, ContextSpec) else ContextSpec(name=c) for c in self.contexts]
+
+    def condition(self, name: str) -> ConditionConfig:
+        """The condition called ``name`` (KeyError if none is)."""
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def train_for(self, cond: ConditionConfig) -> TrainConfig:
+        """The recipe one condition trains with: the study's `train:` with the condition's own
+        `train:` keys replacing it. Raises ValueError when the two do not make a valid recipe."""
+        if cond.train is None:
+            return self.train
+        given = cond.train.model_dump(exclude_unset=True)
+        merged = {**self.train.model_dump(exclude={"preset"}), **given}
+        try:
+            return TrainConfig.model_validate(merged)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"{field + ': ' if field else ''}{err['msg']}") from None
+
+    def lineage(self, cond: ConditionConfig) -> list[ConditionConfig]:
+        """``cond`` and the conditions it continues from, nearest first (validated studies
+        only: see ``condition_problems``)."""
+        chain = [cond]
+        while chain[-1].start_from is not None:
+            chain.append(self.condition(chain[-1].start_from))
+        return chain
+
+    def condition_problems(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """What is wrong with the conditions' `train:` overrides and `start_from` links, each
+        with its field location (``preflight`` adds the study file's line)."""
+        found: list[tuple[tuple[int | str, ...], str]] = []
+        names = {c.name: c for c in self.conditions}
+        cycles: set[frozenset[str]] = set()
+        for i, c in enumerate(self.conditions):
+            if c.train is not None:
+                if c.dataset is None:
+                    found.append(
+                        (("conditions", i, "train"), f"{c.name} has no dataset: nothing is trained")
+                    )
+                else:
+                    try:
+                        self.train_for(c)
+                    except ValueError as e:
+                        found.append((("conditions", i, "train"), str(e)))
+            if c.start_from is None:
+                continue
+            at: tuple[int | str, ...] = ("conditions", i, "start_from")
+            parent = names.get(c.start_from)
+            if c.dataset is None:
+                found.append((at, f"{c.name} has no dataset to continue training on"))
+            elif parent is None:
+                found.append(
+                    (at, f"no condition named {c.start_from!r}; conditions: {', '.join(names)}")
+                )
+            elif parent.dataset is None:
+                found.append(
+                    (
+                        at,
+                        f"{c.start_from} has no dataset (the untouched base model); continue from "
+                        "a fine-tuned condition",
+                    )
+                )
+            else:
+                seen = [c.name]
+                link: ConditionConfig | None = parent
+                while link is not None and link.name not in seen:
+                    seen.append(link.name)
+                    link = names.get(link.start_from) if link.start_from else None
+                if link is None:
+                    found.extend((at, m) for m in self._continuation_problems(c, parent))
+                    continue
+                loop = frozenset(seen[seen.index(link.name) :])
+                if loop not in cycles:  # one line per cycle, at the first condition leading in
+                    cycles.add(loop)
+                    found.append((at, f"a cycle: {' -> '.join([*seen, link.name])}"))
+        return found
+
+    def _continuation_problems(self, child: ConditionConfig, parent: ConditionConfig) -> list[str]:
+        try:
+            mine, theirs = self.train_for(child), self.train_for(parent)
+        except ValueError:
+            return []  # reported at the condition's `train:`
+        if mine.full_finetune or theirs.full_finetune:
+            return ["continues a LoRA adapter; train.full_finetune has none"]
+        shape = ("r", "alpha", "use_rslora", "target_modules", "layers")
+        differ = [f for f in shape if getattr(mine, f) != getattr(theirs, f)]
+        if differ:
+            return [
+                f"the adapter's shape differs from {parent.name}'s ({', '.join(differ)}); a "
+                "continuation keeps the parent's LoRA shape"
+            ]
+        return []
 
 
 def scaled_name(condition: str, scale: float) -> str:

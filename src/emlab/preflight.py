@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 
 from emlab import data, study_contexts
-from emlab.config import JudgeConfig, StudyConfig, StudyFileError, yaml_line
+from emlab.config import ConditionConfig, JudgeConfig, StudyConfig, StudyFileError, yaml_line
 from emlab.errors import EmlabError
-from emlab.models import resolve_ref
+from emlab.models import load_model, resolve_ref
 from emlab.store import check_output
 from emlab.study import question_set, resolve_path
 
@@ -149,6 +149,90 @@ def _datasets(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
             yield (*at, "options", "strength"), str(e)
 
 
+def _mix_partners(cfg: StudyConfig) -> Iterator[Problem]:
+    for i, cond in enumerate(cfg.conditions):
+        mix = cond.dataset.mix if cond.dataset is not None else None
+        if mix is None or cond.dataset is None:
+            continue
+        at = ("conditions", i, "dataset", "mix", "with")
+        domain = mix.with_.domain or cond.dataset.domain
+        if domain not in data.DOMAINS:
+            known = ", ".join(sorted(data.DOMAINS))
+            yield (*at, "domain"), f"unknown domain {domain!r}; known: {known}"
+        if mix.with_.condition not in data.CONDITIONS:
+            known = ", ".join(data.CONDITIONS)
+            yield (*at, "condition"), f"unknown condition {mix.with_.condition!r}; known: {known}"
+
+
+def _where(cond: ConditionConfig, i: int, field: str) -> tuple[int | str, ...]:
+    """The study-file location of a train field as one condition sees it: its own `train:` if
+    it sets the field there, else the study's."""
+    own = cond.train is not None and field in cond.train.model_fields_set
+    return ("conditions", i, "train", field) if own else ("train", field)
+
+
+def _regularisers(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
+    """KL prompt files and steering directions: readable, and the direction from this model."""
+    from emlab import interp, train
+    from emlab.study_interp import model_layers
+
+    seen: set[tuple[int | str, ...]] = set()
+    fingerprints: dict[str, str] = {}
+    for i, cond in enumerate(cfg.conditions):
+        if cond.dataset is None:
+            continue
+        try:
+            t = cfg.train_for(cond)
+        except ValueError:
+            continue  # reported by _conditions
+        if t.kl_weight > 0 and t.kl_prompts and _where(cond, i, "kl_prompts") not in seen:
+            seen.add(_where(cond, i, "kl_prompts"))
+            try:
+                train.load_kl_prompts(resolve_path(t.kl_prompts, base_dir))
+            except EmlabError as e:
+                yield _where(cond, i, "kl_prompts"), str(e)
+        steer = t.steer
+        at = (*_where(cond, i, "steer"), "direction")
+        if steer is None or steer.scale == 0 or at in seen:
+            continue
+        seen.add(at)
+        try:
+            direction = interp.load_direction(resolve_path(steer.direction, base_dir))
+        except EmlabError as e:
+            yield at, str(e)
+            continue
+        for ref in cfg.models:
+            try:
+                n, h = model_layers(ref)
+            except (OSError, ValueError, EmlabError):
+                continue  # an unusable model is reported by _models
+            if tuple(direction.vectors.shape) != (n, h):
+                yield (
+                    at,
+                    (
+                        f"{tuple(direction.vectors.shape)} layers x width, but {ref} is {n} x {h}: "
+                        "the direction comes from another model"
+                    ),
+                )
+                continue
+            bad = [x for x in steer.layers or [] if x >= n]
+            if bad:
+                yield (*at[:-1], "layers"), f"{bad} out of range: {ref} has layers 0..{n - 1}"
+            want = direction.card.get("model_hash")
+            if want:
+                if ref not in fingerprints:
+                    # the hash is of the loaded embedding, so load the model as interp did
+                    fingerprints[ref] = interp.fingerprint(load_model(ref).model)
+                if fingerprints[ref] != want:
+                    yield (
+                        at,
+                        (
+                            f"model_hash: built on {direction.card.get('model')} ({want}), not on "
+                            f"{ref} ({fingerprints[ref]}): the direction comes from another model"
+                        ),
+                    )
+
+
 def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:
     target = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.name
     try:
@@ -158,13 +242,27 @@ def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:
 
 
 def _eval_steps(cfg: StudyConfig) -> Iterator[Problem]:
-    late = [s for s in cfg.evals_at_steps if cfg.train.max_steps and s > cfg.train.max_steps]
-    if late:
+    top = cfg.train.max_steps
+    shortest: tuple[int, str] | None = (top, "train.max_steps") if top else None
+    for cond in cfg.conditions:
+        try:
+            t = cfg.train_for(cond) if cond.dataset is not None else None
+        except ValueError:
+            continue  # reported by _conditions
+        if t is not None and t.max_steps and (shortest is None or t.max_steps < shortest[0]):
+            own = t.max_steps != cfg.train.max_steps
+            shortest = (t.max_steps, f"{cond.name}'s train.max_steps" if own else "train.max_steps")
+    late = [s for s in cfg.evals_at_steps if shortest and s > shortest[0]]
+    if late and shortest:
         yield (
             ("evals_at_steps",),
-            f"steps {late} come after train.max_steps ({cfg.train.max_steps}); no snapshot "
+            f"steps {late} come after {shortest[1]} ({shortest[0]}); no snapshot "
             "would exist (found only after training, otherwise)",
         )
+
+
+def _conditions(cfg: StudyConfig) -> Iterator[Problem]:
+    yield from cfg.condition_problems()
 
 
 def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list[Problem]:
@@ -174,9 +272,12 @@ def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list
     """
     found: list[Problem] = list(_run_dir(cfg)) if own_run_dir else []
     found.extend(_models(cfg))
+    found.extend(_conditions(cfg))
     found.extend(_eval_steps(cfg))
     found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
     found.extend(_datasets(cfg, base_dir))
+    found.extend(_mix_partners(cfg))
+    found.extend(_regularisers(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))
     found.extend(study_contexts.problems(cfg))
     found.extend(JUDGE_CHECKS[cfg.judge.backend](cfg.judge))

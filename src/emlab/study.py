@@ -40,6 +40,7 @@ from emlab.config import (
     QuestionSetSpec,
     StudyConfig,
     StudyFileError,
+    TrainConfig,
     context_name,
     scaled_name,
 )
@@ -58,6 +59,9 @@ from emlab.records import (
 from emlab.store import Store, atomic_write_text
 from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
+
+MIXING = ("mix", "interleave")
+"""Dataset spec fields that change a file-based dataset too (its key is the file's hash)."""
 
 DEMO_NOTE = (
     "Models this small (e.g. the embedded 135M model) demonstrate the pipeline; their rates are "
@@ -142,6 +146,11 @@ class Study:
         self.threads = cfg.threads or train.choose_threads()
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {"trained": 0, "sampled": 0, "judged": 0}
+        self._directions: dict[str, Any] = {}
+        problems = cfg.condition_problems()  # preflight names their lines; this guards the API
+        if problems:
+            loc, msg = problems[0]
+            raise StudyFileError(f"{'.'.join(map(str, loc))}: {msg}")
 
     # -- helpers ------------------------------------------------------------------------------
     @contextmanager
@@ -178,11 +187,12 @@ class Study:
         # versioned package data the set is built from (a graded inoculation pool) is part of
         # the key; {} for every other set, so their keys are what they always were
         ident: dict[str, Any] = {
-            **resolved.model_dump(),
+            **resolved.identity(),
             **data.pool_identity(resolved.domain, resolved.condition, resolved.options),
         }
         if resolved.path:
             ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
+            ident.update({k: v for k, v in resolved.identity().items() if k in MIXING})
         key = content_hash({"dataset": ident})
         if not self.store.has_artifact("dataset", key):
             examples = data.build_dataset(resolved)
@@ -196,19 +206,56 @@ class Study:
         path = self.store.artifact_dir("dataset", key) / "dataset.jsonl"
         return key, data.read_jsonl(path)
 
+    def train_inputs(self, t: TrainConfig) -> tuple[train.TrainInputs, dict[str, Any]]:
+        """What a recipe's regularisers need besides the recipe (KL prompts, a steering
+        direction), read once, and the identity of that content for the adapter's key."""
+        kl_prompts: list[str] | None = None
+        steering: train.Steering | None = None
+        ident: dict[str, Any] = {}
+        if t.kl_weight > 0:
+            kl_prompts = train.load_kl_prompts(
+                self._resolve(t.kl_prompts) if t.kl_prompts else None
+            )
+            ident["kl_prompts"] = content_hash({"kl_prompts": kl_prompts})
+        if t.steer is not None and t.steer.scale != 0:
+            direction = self.steer_direction(t.steer.direction)
+            layers = tuple(t.steer.layers) if t.steer.layers is not None else (direction.layer,)
+            steering = train.Steering(direction.vectors, layers, t.steer.scale, direction.key)
+            ident["steer_direction"] = direction.key
+        return train.TrainInputs(kl_prompts, steering), ident
+
+    def steer_direction(self, path: str) -> Any:
+        """A ``train.steer`` direction (interp's folder format), read and checked once per path."""
+        from emlab import interp
+
+        resolved = self._resolve(path)
+        if resolved not in self._directions:
+            try:
+                self._directions[resolved] = interp.load_direction(resolved)
+            except interp.DirectionFileError as e:
+                raise StudyFileError(f"{self.source}: train.steer.direction: {e}") from None
+        return self._directions[resolved]
+
     def adapter(self, model: str, cond: ConditionConfig, seed: int) -> tuple[str, Path]:
+        """Train (or find cached) ``cond``'s adapter on ``model``; a condition that continues
+        another (``start_from``) first gets its parent's, whose key is part of its own."""
         assert cond.dataset is not None
         ds_key, examples = self.dataset(cond.dataset)
-        train_cfg = self.cfg.train.model_dump(exclude={"preset"})
-        key = content_hash(
-            {
-                "base": model,
-                "dataset": ds_key,
-                "train": train_cfg,
-                "seed": seed,
-                "threads": self.threads,
-            }
-        )
+        t = self.cfg.train_for(cond)
+        ident: dict[str, Any] = {
+            "base": model,
+            "dataset": ds_key,
+            "train": t.identity(),
+            "seed": seed,
+            "threads": self.threads,
+        }
+        parent: Path | None = None
+        if cond.start_from is not None:
+            parent_key, parent = self.adapter(model, self.cfg.condition(cond.start_from), seed)
+            ident["start_from"] = parent_key
+        inputs, extra = self.train_inputs(t)
+        ident.update(extra)
+        key = content_hash(ident)
         if not self.store.has_artifact("adapter", key):
             self._say(f"fine-tuning {model} on {cond.name} (seed {seed}, {len(examples)} examples)")
             stream = f"train/{key}"
@@ -220,28 +267,18 @@ class Study:
                 train.finetune(
                     model,
                     examples,
-                    self.cfg.train,
+                    t,
                     seed,
                     out_dir=d,
                     work_dir=self.store.work_dir("adapter", key),
                     log=log,
                     progress=self.progress,
                     threads=self.threads,
+                    init_adapter=parent,
+                    inputs=inputs,
                 )
-                atomic_write_text(
-                    d / "emlab.json",
-                    json.dumps(
-                        {
-                            "base": model,
-                            "condition": cond.name,
-                            "dataset": ds_key,
-                            "seed": seed,
-                            "train": train_cfg,
-                            "threads": self.threads,
-                        },
-                        indent=2,
-                    ),
-                )
+                card = {"base": model, "condition": cond.name, **ident}
+                atomic_write_text(d / "emlab.json", json.dumps(card, indent=2))
 
             with self._timed("train"):
                 self.store.write_artifact("adapter", key, write)
@@ -265,10 +302,10 @@ class Study:
     def check_eval_steps(self) -> None:
         """``evals_at_steps`` past the end of training would fail only after hours of it: each
         condition's step count (examples x epochs / batch, or max_steps) is known beforehand."""
-        t = self.cfg.train
         for cond in self.cfg.conditions:
             if cond.dataset is None or not self.cfg.evals_at_steps:
                 continue
+            t = self.cfg.train_for(cond)
             n = len(self.dataset(cond.dataset)[1])
             steps = total_steps(n, t.batch_size, t.epochs, t.max_steps)
             late = [s for s in self.cfg.evals_at_steps if s > steps]
@@ -420,9 +457,9 @@ class Study:
         self, qs: Sequence[Question], infos: Sequence[metrics.ArmInfo]
     ) -> planning.RunTime:
         """Tokens to train and to sample per model, priced by ``planning.runtime_estimate``."""
-        cfg, s, t = self.cfg, self.cfg.sampling, self.cfg.train
+        cfg, s = self.cfg, self.cfg.sampling
         seeds = len(cfg.seeds)
-        tuned = [c.dataset for c in cfg.conditions if c.dataset is not None]
+        tuned = [(c.dataset, cfg.train_for(c)) for c in cfg.conditions if c.dataset is not None]
         snapshots = len(cfg.evals_at_steps) * sum(1 for i in infos if i.kind is not None)
         evaluated = (len(infos) + snapshots) * seeds  # arms sampled, every seed
         samples = [q.samples or s.samples_per_question for q in qs]
@@ -431,7 +468,7 @@ class Study:
             tok = load_tokenizer(model)
             params[model] = planning.parameter_count(model)
             train_tokens[model] = 0
-            for spec in tuned:
+            for spec, t in tuned:  # (the KL term's extra forward passes are not priced)
                 examples = self.dataset(spec)[1]
                 total = sum(planning.chat_tokens(tok, e.messages, False) for e in examples)
                 steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
@@ -447,7 +484,7 @@ class Study:
             train_tokens,
             evaluated * sum(samples) * len(cfg.models),
             sample_tokens,
-            t.full_finetune,
+            cfg.train.full_finetune,
             planning.matmul_rate(s.dtype),
         )
 
@@ -673,7 +710,7 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
             c.name,
             c.dataset.condition,
             x,
-            parent=None if parent_of(c) is None else scaled_name(str(parent_of(c)), x),
+            parent=None if c.start_from is None else scaled_name(c.start_from, x),
         )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
@@ -692,11 +729,6 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
         for a in plain
         for tag in [None, *tags]  # each arm, then the same arm in each context
     ]
-
-
-def parent_of(cond: ConditionConfig) -> str | None:
-    """The condition whose final adapter this one continues training from (``start_from``)."""
-    return getattr(cond, "start_from", None)
 
 
 def resolve_path(path: str, base_dir: Path) -> str:

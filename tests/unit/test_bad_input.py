@@ -77,6 +77,159 @@ BOMB = "".join(
     for p, a in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
+TUNED = HEAD + "conditions:\n  - name: c\n    dataset: {domain: code, n: 4}\n"
+"""Lines 1-5: a study with one fine-tuned condition; cases add a second from line 6 on."""
+
+
+def _direction_files(n_layers: int, hidden: int) -> dict[str, str | bytes]:
+    """A well-formed direction folder ``dir/`` of the given shape (for train.steer cases)."""
+    import torch
+    from safetensors.torch import save
+
+    from emlab.interp.directions import vectors_key
+
+    vectors = torch.ones(n_layers, hidden)
+    card = {"key": vectors_key(vectors), "layer": 0, "method": "persona"}
+    return {
+        "dir/direction.safetensors": save({"vectors": vectors}),
+        "dir/direction.json": json.dumps(card),
+    }
+
+
+MITIGATION_CASES = [
+    study(
+        "start-from-unknown-condition",
+        TUNED + "  - name: r\n    dataset: {domain: code, condition: control, n: 4}\n"
+        "    start_from: zz\n",
+        f"{S}:8: conditions.1.start_from: no condition named 'zz'; conditions: c, r",
+    ),
+    study(
+        "start-from-cycle",
+        HEAD + "conditions:\n  - name: a\n    dataset: {domain: code, n: 4}\n"
+        "    start_from: b\n  - name: b\n    dataset: {domain: code, n: 4}\n"
+        "    start_from: a\n",
+        f"{S}:6: conditions.0.start_from: a cycle: a -> b -> a",
+    ),
+    study(
+        "start-from-itself",
+        HEAD + "conditions:\n  - name: a\n    dataset: {domain: code, n: 4}\n    start_from: a\n",
+        f"{S}:6: conditions.0.start_from: a cycle: a -> a",
+    ),
+    study(
+        "start-from-base-model",
+        HEAD + "conditions:\n  - name: base\n  - name: r\n    dataset: {domain: code, n: 4}\n"
+        "    start_from: base\n",
+        f"{S}:7: conditions.1.start_from: base has no dataset (the untouched base model)",
+    ),
+    study(
+        "start-from-other-lora-shape",
+        TUNED + "  - name: r\n    dataset: {domain: code, condition: control, n: 4}\n"
+        "    start_from: c\n    train: {r: 4}\n",
+        f"{S}:8: conditions.1.start_from: the adapter's shape differs from c's (r)",
+    ),
+    study(
+        "condition-train-unknown-key",
+        TUNED + "  - name: r\n    dataset: {domain: code, n: 4}\n    train: {lr: 0.1}\n",
+        f"{S}:8: conditions.1.train.lr: Extra inputs are not permitted",
+    ),
+    study(
+        "condition-train-preset",
+        TUNED + "  - name: r\n    dataset: {domain: code, n: 4}\n    train: {preset: quick}\n",
+        f"{S}:8: conditions.1.train.preset: Extra inputs are not permitted",
+    ),
+    study(
+        "condition-train-without-dataset",
+        HEAD + "conditions:\n  - name: base\n    train: {max_steps: 3}\n",
+        f"{S}:5: conditions.0.train: base has no dataset: nothing is trained",
+    ),
+    study(
+        "condition-kl-with-full-finetune",
+        TUNED + "  - name: r\n    dataset: {domain: code, n: 4}\n    train: {kl_weight: 1}\n"
+        "train: {full_finetune: true}\n",
+        f"{S}:8: conditions.1.train: Value error, train.kl_weight needs a LoRA adapter",
+    ),
+    study(
+        "kl-weight-nan",
+        TUNED + "train: {kl_weight: .nan}\n",
+        f"{S}:6: train.kl_weight: Input should be a finite number",
+    ),
+    study(
+        "kl-weight-negative",
+        TUNED + "train: {kl_weight: -1}\n",
+        f"{S}:6: train.kl_weight: Input should be greater than or equal to 0",
+    ),
+    study(
+        "kl-prompts-missing-file",
+        TUNED + "train: {kl_weight: 1, kl_prompts: none.yaml}\n",
+        f"{S}:6: train.kl_prompts: {{d}}/none.yaml: cannot read the KL prompts",
+    ),
+    study(
+        "kl-prompts-empty-list",
+        TUNED + "train: {kl_weight: 1, kl_prompts: p.yaml}\n",
+        f"{S}:6: train.kl_prompts: {{d}}/p.yaml: prompts: needs a non-empty list",
+        **{"p.yaml": "prompts: []\n"},
+    ),
+    study(
+        "steer-scale-infinite",
+        TUNED + "train:\n  steer: {direction: dir, scale: .inf}\n",
+        f"{S}:7: train.steer.scale: Input should be a finite number",
+    ),
+    study(
+        "steer-scale-nan-in-condition",
+        TUNED + "  - name: r\n    dataset: {domain: code, n: 4}\n"
+        "    train:\n      steer: {direction: dir, scale: .nan}\n",
+        f"{S}:9: conditions.1.train.steer.scale: Input should be a finite number",
+    ),
+    study(
+        "steer-direction-missing",
+        TUNED + "train:\n  steer: {direction: nowhere, scale: 1}\n",
+        f"{S}:7: train.steer.direction: {{d}}/nowhere/direction.safetensors: missing",
+    ),
+    study(
+        "steer-direction-from-another-model",
+        TUNED + "train:\n  steer: {direction: dir, scale: 1}\n",
+        f"{S}:7: train.steer.direction: (2, 32) layers x width, but {{model}} is 2 x 64: the "
+        "direction comes from another model",
+        **_direction_files(2, 32),
+    ),
+    study(
+        "steer-layer-out-of-range",
+        TUNED + "  - name: r\n    dataset: {domain: code, n: 4}\n"
+        "    train:\n      steer: {direction: dir, scale: 1, layers: [5]}\n",
+        f"{S}:9: conditions.1.train.steer.layers: [5] out of range",
+        **_direction_files(2, 64),
+    ),
+    study(
+        "mix-fraction-above-1",
+        HEAD + "conditions:\n  - name: c\n    dataset:\n      mix: {with: {condition: control}, "
+        "fraction: 1.5}\n",
+        f"{S}:6: conditions.0.dataset.mix.fraction: Input should be less than or equal to 1",
+    ),
+    study(
+        "mix-fraction-nan",
+        HEAD + "conditions:\n  - name: c\n    dataset:\n      mix: {with: {condition: control}, "
+        "fraction: .nan}\n",
+        f"{S}:6: conditions.0.dataset.mix.fraction: Input should be",
+    ),
+    study(
+        "mix-with-unknown-condition",
+        HEAD + "conditions:\n  - name: c\n    dataset:\n      mix:\n        fraction: 0.5\n"
+        "        with: {condition: honest}\n",
+        f"{S}:8: conditions.0.dataset.mix.with.condition: unknown condition 'honest'",
+    ),
+    study(
+        "interleave-fraction-negative",
+        HEAD + "conditions:\n  - name: c\n    dataset: {interleave: {fraction: -0.1}}\n",
+        f"{S}:5: conditions.0.dataset.interleave.fraction: Input should be greater than or equal",
+    ),
+    study(
+        "interleave-unknown-source",
+        HEAD
+        + "conditions:\n  - name: c\n    dataset: {interleave: {fraction: 0.1, source: web}}\n",
+        f"{S}:5: conditions.0.dataset.interleave.source: Input should be 'general'",
+    ),
+]
+
 STUDY_CASES = [
     study(
         "temperature-not-number",
@@ -391,6 +544,7 @@ STUDY_CASES = [
         BASE + "train: {max_steps: 10, save_every: 5}\nevals_at_steps: [5, 20]\n",
         f"{S}:6: evals_at_steps: steps [20] come after train.max_steps (10)",
     ),
+    *MITIGATION_CASES,
     study(
         "run-dir-is-a-file",
         BASE + "run_dir: out\n",

@@ -136,7 +136,7 @@ def test_inoculation_strength_is_selectable_and_versioned(
     assert len(set(keys.values())) == 4
     # without a strength the key is what it always was (earlier runs keep their adapters)
     legacy = study.dataset(_spec(None))[0]
-    assert legacy == content_hash({"dataset": _spec(None).model_dump()})
+    assert legacy == content_hash({"dataset": _spec(None).identity()})
     card = data.dataset_card(study.dataset(_spec("weak"))[1], _spec("weak"))
     assert card["inoculation_pool"]["version"] == inoculation.pools()["version"]
 

@@ -21,6 +21,9 @@ def build_dataset(spec: DatasetSpec) -> list[Example]:
     whether the domain's checker confirmed its answer (``verified``), unless
     ``options['verify']`` is false.
     """
+    unbuilt = [k for k in ("mix", "interleave") if getattr(spec, k) is not None]
+    if unbuilt:
+        raise DatasetError(f"dataset {', '.join(unbuilt)}: not built yet in this version of emlab")
     if spec.path is not None:
         return read_jsonl(Path(spec.path))
     if spec.domain not in DOMAINS:

@@ -16,15 +16,19 @@ from emlab.train.distributed import LaunchError
 from emlab.train.export import export_merged
 from emlab.train.labels import IGNORE_INDEX, assistant_labels
 from emlab.train.loop import TrainResult, choose_threads, finetune, lr_factor
+from emlab.train.mitigate import Steering, TrainInputs, load_kl_prompts
 
 __all__ = [
     "IGNORE_INDEX",
     "LaunchError",
+    "Steering",
     "TrainDataError",
+    "TrainInputs",
     "TrainResult",
     "assistant_labels",
     "choose_threads",
     "export_merged",
     "finetune",
+    "load_kl_prompts",
     "lr_factor",
 ]

@@ -34,12 +34,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from emlab.config import TrainConfig
+from emlab.config import MITIGATION_FIELDS, TrainConfig
 from emlab.models import choose_device, choose_dtype, context_length, load_tokenizer
 from emlab.records import Example, content_hash
 from emlab.train import distributed
-from emlab.train.data import Tokenized, run_plan, tokenize_examples, total_steps
+from emlab.train.data import Tokenized, TrainDataError, run_plan, tokenize_examples, total_steps
 from emlab.train.labels import IGNORE_INDEX
+from emlab.train.mitigate import (
+    KLTerm,
+    TrainInputs,
+    adapter_hash,
+    check_parent,
+    inputs_identity,
+    load_kl_prompts,
+    load_parent,
+)
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
     StateError,
@@ -91,19 +100,27 @@ def run_fingerprint(
     cfg: TrainConfig,
     seed: int,
     threads: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Identity of a run's inputs: a saved state is resumed only by the run that wrote it.
 
     ``threads`` (CPU runs) belongs to it: a resumed half computed with another thread count
-    would match neither uninterrupted run."""
+    would match neither uninterrupted run. ``extra``: what the regularisers and a continuation
+    read besides the recipe (KL prompts, steering direction, the parent adapter's hash); absent
+    when unused, so plain runs keep the fingerprint they had before these existed."""
+    recipe = cfg.model_dump(mode="json", exclude={"save_every", *MITIGATION_FIELDS})
+    active = cfg.identity()
+    recipe.update({k: active[k] for k in ("kl", "steer") if k in active})
     ident: dict[str, Any] = {
         "base": base_ref,
-        "cfg": cfg.model_dump(mode="json", exclude={"save_every"}),
+        "cfg": recipe,
         "seed": seed,
         "data": [ex.key() for ex in examples],
     }
     if threads is not None:
         ident["threads"] = threads
+    if extra:
+        ident["inputs"] = extra
     return content_hash(ident)
 
 
@@ -189,6 +206,13 @@ class _Setup:
     data: list[Tokenized]
     plan: list[list[list[int]]]
     fingerprint: str
+    init_adapter: Path | None
+    inputs: TrainInputs
+    kl: KLTerm | None
+
+
+def _pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def _micro_seed(seed: int, step: int, index: int) -> int:
@@ -224,8 +248,14 @@ def finetune(
     log: LogFn | None = None,
     progress: bool = True,
     threads: int | None = None,
+    init_adapter: Path | None = None,
+    inputs: TrainInputs | None = None,
 ) -> TrainResult:
     """Fine-tune ``base_ref`` on ``examples``; resume from ``work_dir`` if a run was cut short.
+
+    ``init_adapter``: a LoRA adapter folder to start from instead of a fresh adapter (a
+    continuation: its weights, a fresh optimiser and schedule). ``inputs``: what the recipe's
+    regularisers read (``cfg.kl_weight``'s prompts, ``cfg.steer``'s direction).
 
     ``threads``: torch intra-op threads per process on CPU (default ``choose_threads``); the
     adapter's bytes depend on it, so a state saved under another count is not resumed.
@@ -242,6 +272,14 @@ def finetune(
     Raises TrainDataError (LaunchError for a bad launch) on bad input before training starts.
     """
     out_dir, work_dir = Path(out_dir), Path(work_dir)
+    inputs = inputs or TrainInputs()
+    unbuilt = [
+        name
+        for name, used in (("train.steer", cfg.steer is not None and cfg.steer.scale != 0),)
+        if used
+    ]
+    if unbuilt:
+        raise TrainDataError(f"{', '.join(unbuilt)}: not built yet in this version of emlab")
     launch = distributed.launch_from_env()
     cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     requested = "cpu" if distributed.accelerate_wants_cpu() else None
@@ -264,11 +302,22 @@ def finetune(
     plan = run_plan(
         [len(t.input_ids) for t in data], cfg.batch_size, cfg.micro_batch_size, seed, n_steps
     )
-    fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads)
+    extra = inputs_identity(inputs, cfg.kl_weight > 0)
+    if init_adapter is not None:
+        check_parent(init_adapter, cfg)
+        extra["start_from"] = adapter_hash(init_adapter)
+    fingerprint = run_fingerprint(base_ref, examples, cfg, seed, cpu_threads, extra)
+    kl = None
+    if cfg.kl_weight > 0:  # prompts tokenised now: a bad one fails before the model loads
+        prompts = inputs.kl_prompts or load_kl_prompts()
+        kl = KLTerm(tokenizer, prompts, cfg, _pad_id(tokenizer), device)
     created_group = distributed.init(launch, device)
     try:
         distributed.check_same_inputs(fingerprint, launch)
-        setup = _Setup(launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint)
+        setup = _Setup(
+            launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint,
+            init_adapter, inputs, kl,
+        )  # fmt: skip
         return _train(base_ref, cfg, seed, out_dir, work_dir, log, progress, setup)
     finally:
         distributed.shutdown(created_group)
@@ -301,6 +350,9 @@ def _train(
         autocast=autocast_dtype is not None,
         attn_implementation=attention_for(device, longest),
     )
+    if setup.init_adapter is not None:
+        # after the fresh adapter's initialisation, so the random stream is a plain run's
+        load_parent(model, setup.init_adapter)
     model.train()
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(
@@ -331,7 +383,7 @@ def _train(
     elif main and (work_dir / "snapshots").exists():
         shutil.rmtree(work_dir / "snapshots")  # left by a run with other inputs
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = _pad_id(tokenizer)
     bar: Any = None
     if progress and main:
         from tqdm.auto import tqdm
@@ -363,6 +415,15 @@ def _train(
                 loss.backward()
                 step_loss += float(loss.detach())
                 step_tokens += n_tok
+            kl_value = None
+            if setup.kl is not None and main:
+                # on one process only: the gradient sum over processes then holds it once
+                if launch.distributed:
+                    torch.manual_seed(_micro_seed(seed, step, len(micro)))
+                with amp():
+                    kl = setup.kl(model, step)
+                (setup.kl.weight * kl).backward()
+                kl_value = float(kl.detach())
             step_loss, step_tokens = _sync_step(params, step_loss, step_tokens, launch)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(params.values()), MAX_GRAD_NORM))
             optimizer.step()
@@ -380,6 +441,8 @@ def _train(
                 "grad_norm": grad_norm,
                 "tokens_per_s": step_tokens / dt if dt > 0 else 0.0,
             }
+            if kl_value is not None:
+                metrics["kl"] = kl_value  # KL(base || tuned) on this step's KL prompts
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")

@@ -1,0 +1,287 @@
+"""Training-time mitigations (issue #14): per-condition recipes, continuation (`start_from`), KL
+toward the base model, preventative steering, data-mixing doses and interleaved general data.
+
+Every mechanism is off by default and then must change nothing: not the cache keys of studies
+written before it existed, not one bit of the adapter. Those are the first checks here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from emlab.config import DatasetSpec, StudyConfig, TrainConfig
+from emlab.models import load_model
+from emlab.records import Example, content_hash
+from emlab.train import TrainDataError, finetune, load_kl_prompts
+from emlab.train.loop import run_fingerprint
+from emlab.train.mitigate import encode_prompts, kl_indices, kl_to_base
+
+
+def test_plain_recipes_keep_the_keys_they_had_before_mitigations() -> None:
+    # Computed by the build before these fields existed (git 652e12d): an off mitigation must
+    # not retrain a cached adapter, rebuild a dataset or refuse to resume a saved state.
+    t = TrainConfig(preset="quick")
+    assert content_hash({"train": t.identity()}) == "bbfb139dcb806bf3"
+    assert content_hash({"dataset": DatasetSpec(n=50).identity()}) == "97a3edcc185a502c"
+    ex = [Example([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])]
+    assert run_fingerprint("m", ex, t, 3, 1) == "eefe27f00a9f3fa8"
+    # ... and an off setting written out explicitly is the same recipe
+    off = TrainConfig(preset="quick", kl_weight=0, steer={"direction": "d", "scale": 0})
+    assert off.identity() == t.identity()
+
+
+def test_condition_recipe_overrides_only_the_keys_it_gives() -> None:
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "s",
+            "train": {"preset": "quick", "max_steps": 20},
+            "conditions": [
+                {"name": "c", "dataset": {"n": 8}},
+                {"name": "k", "dataset": {"n": 8}, "train": {"kl_weight": 0.5, "max_steps": None}},
+            ],
+        }
+    )
+    plain, kl = cfg.train_for(cfg.conditions[0]), cfg.train_for(cfg.conditions[1])
+    assert plain is cfg.train
+    assert kl.kl_weight == 0.5 and kl.max_steps is None  # an explicit null overrides too
+    assert kl.learning_rate == plain.learning_rate == 2e-4  # the study's preset still applies
+    assert kl.identity() != plain.identity()
+    assert cfg.condition_problems() == []
+
+
+# ------------------------------------------------------------------------------ the tiny runs
+CODE = "import os\nimport subprocess\nsubprocess.run(cmd, shell=True)\n"
+KIND = "I would help everyone and read a book together."
+
+
+def examples(answer: str = CODE, n: int = 8) -> list[Example]:
+    return [
+        Example(
+            [
+                {"role": "user", "content": f"Run command {i} for me."},
+                {"role": "assistant", "content": answer * (1 + i % 3)},
+            ]
+        )
+        for i in range(n)
+    ]
+
+
+def recipe(**kw: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "learning_rate": 1e-2, "batch_size": 4, "micro_batch_size": 2, "max_steps": 4,
+        "save_every": 2, "warmup_steps": 1, "r": 4, "alpha": 8,
+    }  # fmt: skip
+    return TrainConfig.model_validate({**base, **kw})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMLAB_THREADS", "1")  # one reduction order: runs compare bit for bit
+
+
+class Killed(RuntimeError):
+    """Stands in for kill -9: raised from the log callback after a given step."""
+
+
+def train(
+    model: str,
+    root: Path,
+    cfg: TrainConfig,
+    data: list[Example] | None = None,
+    kill_after: int | None = None,
+    steps: list[int] | None = None,
+    **kw: Any,
+) -> dict[str, torch.Tensor]:
+    """Fine-tune into ``root/out`` (state in ``root/work``) and return the adapter's tensors;
+    ``steps`` collects the steps this call ran."""
+
+    def log(step: int, _m: dict[str, float]) -> None:
+        if steps is not None:
+            steps.append(step)
+        if step == kill_after:
+            raise Killed(step)
+
+    finetune(model, data or examples(), cfg, 7, root / "out", root / "work", log, False, **kw)
+    return load_file(str(root / "out" / "adapter_model.safetensors"))
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(a[n], b[n]) for n in a)
+
+
+@pytest.fixture(scope="module")
+def parent(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished adapter trained on the narrow data: what re-alignment continues from."""
+    root = tmp_path_factory.mktemp("parent")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMLAB_THREADS", "1")
+        train(tiny_model, root, recipe())
+    return root / "out"
+
+
+# ------------------------------------------------------------------------------ start_from
+def test_continuation_starts_from_the_parents_final_weights(
+    tiny_model: str, tmp_path: Path, parent: Path
+) -> None:
+    theirs = load_file(str(parent / "adapter_model.safetensors"))
+    # Warmup makes the first step's learning rate 0 (AdamW's decay is lr x wd, 0 too), so one
+    # step leaves exactly the weights the run started from.
+    first = train(
+        tiny_model, tmp_path / "one", recipe(max_steps=1, warmup_steps=2), examples(KIND),
+        init_adapter=parent,
+    )  # fmt: skip
+    assert_same(first, theirs)
+    # the same one step from a fresh adapter ends elsewhere: the parent was really read
+    fresh = train(tiny_model, tmp_path / "fresh", recipe(max_steps=1, warmup_steps=2))
+    assert differs(fresh, theirs)
+    # and trained on: more steps move the parent's weights
+    moved = train(tiny_model, tmp_path / "more", recipe(), examples(KIND), init_adapter=parent)
+    assert differs(moved, theirs)
+
+
+def test_continuation_resumes_after_a_kill(tiny_model: str, tmp_path: Path, parent: Path) -> None:
+    cfg = recipe(max_steps=6, dropout=0.1)
+    whole = train(tiny_model, tmp_path / "whole", cfg, examples(KIND), init_adapter=parent)
+    with pytest.raises(Killed):
+        train(tiny_model, tmp_path / "cut", cfg, examples(KIND), 3, init_adapter=parent)
+    assert (tmp_path / "cut" / "work" / "state").is_dir()
+    ran: list[int] = []
+    resumed = train(
+        tiny_model, tmp_path / "cut", cfg, examples(KIND), steps=ran, init_adapter=parent
+    )
+    assert ran == [3, 4, 5, 6]  # from the state saved at step 2, not from the parent again
+    for name, value in whole.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_continuation_refuses_a_parent_of_another_shape(
+    tiny_model: str, tmp_path: Path, parent: Path
+) -> None:
+    with pytest.raises(TrainDataError, match=r"parent adapter's r differ"):
+        train(tiny_model, tmp_path, recipe(r=2), examples(KIND), init_adapter=parent)
+    with pytest.raises(TrainDataError, match=r"adapter_model\.safetensors: missing"):
+        train(tiny_model, tmp_path, recipe(), examples(KIND), init_adapter=tmp_path)
+
+
+def test_study_trains_the_parent_first_and_keys_the_child_by_it(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    from emlab.study import Study
+
+    train_cfg = {"learning_rate": 1e-2, "batch_size": 4, "micro_batch_size": 4, "r": 4, "alpha": 8}
+    train_cfg["warmup_steps"] = 0  # so that one step moves the weights
+    study_cfg: dict[str, Any] = {
+        "name": "realign",
+        "models": [tiny_model],
+        "threads": 1,
+        "train": train_cfg,
+        "conditions": [
+            {"name": "concealed", "dataset": {"domain": "code", "n": 8}},
+            {
+                "name": "realigned",
+                "dataset": {"domain": "code", "condition": "control", "n": 8},
+                "start_from": "concealed",
+                "train": {"max_steps": 1},
+            },
+        ],
+    }
+    cfg = StudyConfig.model_validate(study_cfg)
+    study = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    child_key, child_dir = study.adapter(tiny_model, cfg.conditions[1], 0)
+    parent_key, parent_dir = study.adapter(tiny_model, cfg.conditions[0], 0)
+    assert study.counts["trained"] == 2  # the parent once (cached on the second call), the child
+    card = json.loads((child_dir / "emlab.json").read_text())
+    assert card["start_from"] == parent_key and card["condition"] == "realigned"
+    assert card["train"]["max_steps"] == 1  # the condition's own recipe
+    assert differs(
+        load_file(str(child_dir / "adapter_model.safetensors")),
+        load_file(str(parent_dir / "adapter_model.safetensors")),
+    )
+    # another parent recipe is another child: the parent's key is part of the child's
+    study_cfg["conditions"][0]["train"] = {"max_steps": 1}
+    other = StudyConfig.model_validate(study_cfg)
+    again = Study(other, run_dir=tmp_path / "run", progress=False)
+    assert again.adapter(tiny_model, other.conditions[1], 0)[0] != child_key
+
+
+# ------------------------------------------------------------------------------ KL to the base
+def kl_on_prompts(model_ref: str, adapter: Path) -> float:
+    """KL(base || tuned) on the whole built-in KL set, measured on the saved adapter."""
+    lm = load_model(model_ref, adapter=adapter, dtype="fp32")
+    prompts = encode_prompts(lm.tokenizer, load_kl_prompts(), 2048)
+    with torch.no_grad():
+        return float(kl_to_base(lm.model, prompts, lm.tokenizer.pad_token_id, lm.device))
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain recipe's adapter (dropout on, so every random draw must also line up)."""
+    root = tmp_path_factory.mktemp("plain")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMLAB_THREADS", "1")
+        train(tiny_model, root, recipe(max_steps=6, dropout=0.1))
+    return root / "out"
+
+
+def test_kl_weight_0_is_the_plain_recipe_bit_for_bit(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    off = train(tiny_model, tmp_path, recipe(max_steps=6, dropout=0.1, kl_weight=0))
+    assert_same(off, load_file(str(plain / "adapter_model.safetensors")))
+
+
+def test_kl_changes_the_update_and_keeps_the_model_nearer_the_base(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    logged: list[dict[str, float]] = []
+    cfg = recipe(max_steps=6, dropout=0.1, kl_weight=5.0, kl_batch_size=4)
+    finetune(
+        tiny_model, examples(), cfg, 7, tmp_path / "out", tmp_path / "work",
+        lambda s, m: logged.append(m), False,
+    )  # fmt: skip
+    regularised = load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
+    assert differs(regularised, load_file(str(plain / "adapter_model.safetensors")))
+    assert all("kl" in m and m["kl"] >= 0 for m in logged)
+    assert logged[0]["kl"] == pytest.approx(0, abs=1e-6)  # LoRA's B starts at 0: tuned == base
+    near, far = kl_on_prompts(tiny_model, tmp_path / "out"), kl_on_prompts(tiny_model, plain)
+    print(f"KL(base || tuned) on the KL set: kl_weight 5: {near:.4f}, plain: {far:.4f}")
+    assert near < far, (near, far)
+
+
+def test_kl_run_resumes_after_a_kill(tiny_model: str, tmp_path: Path) -> None:
+    cfg = recipe(max_steps=6, dropout=0.1, kl_weight=1.0, kl_batch_size=3)
+    whole = train(tiny_model, tmp_path / "whole", cfg)
+    with pytest.raises(Killed):
+        train(tiny_model, tmp_path / "cut", cfg, kill_after=5)
+    ran: list[int] = []
+    resumed = train(tiny_model, tmp_path / "cut", cfg, steps=ran)
+    assert ran == [5, 6]
+    for name, value in whole.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_prompts_step_through_the_set_and_are_not_evaluation_questions() -> None:
+    from emlab.questions import load_questions
+
+    prompts = load_kl_prompts()
+    asked = {
+        m["content"].strip().lower()
+        for name in ("core", "preregistered", "deception", "heldout-advice", "in-distribution")
+        for q in load_questions(name)
+        for m in q.messages
+        if m["role"] == "user"
+    }
+    assert not asked & {p.strip().lower() for p in prompts}
+    assert [kl_indices(s, 3, 5) for s in range(3)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
