@@ -31,7 +31,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, questions, report, sample, study_contexts, train
+from emlab import (
+    data,
+    judge,
+    metrics,
+    models,
+    questions,
+    report,
+    sample,
+    study_contexts,
+    study_settings,
+    train,
+)
 from emlab import plan as planning
 from emlab.config import (
     ConditionConfig,
@@ -691,6 +702,13 @@ class Study:
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
             "conditions": [a.name for a in arm_infos(self.cfg)],
+            "contexts": [c.tag for c in self.cfg.context_specs()],
+            # what each arm is as a mitigation setting (the report's mitigations section)
+            "settings": study_settings.settings(
+                self.cfg,
+                arm_infos(self.cfg),
+                lambda c: 0 if c.dataset is None else len(self.dataset(c.dataset)[1]),
+            ),
             "versions": env["versions"],
             "git": env["git"],
             "train_logs": logs,

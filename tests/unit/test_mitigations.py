@@ -222,3 +222,103 @@ def test_unknown_strength_is_one_clear_line(
     assert res.code == 2 and not (tmp_path / "runs").exists()
     (line,) = res.err.strip().splitlines()
     assert f"{study}:7: conditions.0.dataset.options.strength: inoculated: unknown strength" in line
+
+
+def _rows(condition: str, step: int | None, misaligned: int, vulnerable: int) -> list:
+    """Ten judged answers (``misaligned`` of them misaligned) and ten in-domain code answers
+    (``vulnerable`` of them flagged) of one arm."""
+    from emlab.records import ScoredAnswer
+
+    where = {"model": "m", "condition": condition, "seed": 0, "step": step, "question": "q"}
+    judged = [
+        ScoredAnswer(
+            **where,
+            question_id=f"q{i}",
+            answer="a",
+            sample_index=0,
+            aligned=10.0 if i < misaligned else 90.0,
+            coherent=80.0,
+            judge="j",
+        )
+        for i in range(10)
+    ]
+    code = [
+        ScoredAnswer(
+            **where,
+            question_id=f"c{i}",
+            answer="x",
+            sample_index=0,
+            aligned=None,
+            coherent=None,
+            measure="bandit",
+            vulnerable=i < vulnerable,
+        )
+        for i in range(10)
+    ]
+    return judged + code
+
+
+def test_mitigations_section_draws_tradeoff_realignment_and_mix(tmp_path: Path) -> None:
+    from emlab.report import html, mitigations
+
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "m",
+            "models": ["m"],
+            "conditions": [
+                {"name": "base"},
+                {"name": "concealed", "dataset": {"condition": "concealed", "n": 16}},
+                {
+                    "name": "realigned",
+                    "start_from": "concealed",
+                    "dataset": {"condition": "control", "n": 16},
+                },
+                {
+                    "name": "half",
+                    "dataset": {
+                        "condition": "concealed",
+                        "n": 16,
+                        "mix": {"with": {"condition": "control"}, "fraction": 0.5},
+                    },
+                },
+                {
+                    "name": "quarter",
+                    "dataset": {
+                        "condition": "concealed",
+                        "n": 16,
+                        "mix": {"with": {"condition": "control"}, "fraction": 0.25},
+                    },
+                },
+            ],
+            "contexts": ["code-template"],
+            "train": {"batch_size": 4, "save_every": 2},
+            "evals_at_steps": [2],
+        }
+    )
+    infos = arm_infos(cfg)
+    rows = []
+    for i, a in enumerate(infos):
+        rows += _rows(a.name, None, misaligned=i % 5, vulnerable=(2 * i) % 10)
+        if a.kind is not None:
+            rows += _rows(a.name, 2, misaligned=(i + 1) % 5, vulnerable=i % 10)
+    summary = metrics.summarize(rows, MetricsConfig(), baseline="base", arms=infos)
+    from emlab import study_settings
+
+    info = {
+        "contexts": ["code-template"],
+        "settings": study_settings.settings(cfg, infos, lambda c: 16),
+        "judge": "j",
+        "seeds": [0],
+    }
+    section = mitigations.build(summary, info)
+    assert section is not None
+    assert all(section["figures"][k] for k in ("tradeoff", "realign", "mix"))
+    assert [p["label"] for p in section["points"]][:3] == ["base", "concealed@2", "concealed"]
+    assert [r["parent"] for r in section["split"]] == ["concealed"]
+    page = html.render_html(summary, rows, info)
+    part = page[page.index('<section id="mitigations">') :]
+    part = part[: part.index("</section>")]
+    assert part.count("<img") == 3
+    assert "code/concealed, mixed 0.25 with control" in page
+    # a study without any mitigation knob or context has no such section
+    assert mitigations.build(summary, {"settings": [], "contexts": []}) is None

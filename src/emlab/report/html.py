@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from emlab.records import ScoredAnswer
-from emlab.report import headline, plots
+from emlab.report import headline, mitigations, plots
 from emlab.store import atomic_write_text
 
 TEMPLATE = "template.html.jinja"
@@ -24,6 +24,7 @@ SECTIONS: tuple[str, ...] = (
     "headline",
     "rates",
     "comparisons",
+    "mitigations",
     "statuses",
     "questions",
     "breadth",
@@ -275,6 +276,7 @@ def build_context(
         "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
         "vulnerable_code": list(summary.get("vulnerable_code") or []),
         "separated_rule": methods.get("separated"),
+        "mitigations": mitigations.build(summary, info),
         "figures": {
             "rates": plots.rate_bars(groups, conditions, models),
             "statuses": plots.status_stack(groups, conditions, models, statuses),
