@@ -230,9 +230,8 @@ class Study:
             ident["kl_prompts"] = content_hash({"kl_prompts": kl_prompts})
         if t.steer is not None and t.steer.scale != 0:
             direction = self.steer_direction(t.steer.direction)
-            layers = tuple(t.steer.layers) if t.steer.layers is not None else (direction.layer,)
-            steering = train.Steering(direction.vectors, layers, t.steer.scale, direction.key)
-            ident["steer_direction"] = direction.key
+            steering = train.Steering(direction.vectors, direction.layer, direction.key)
+            ident["steer_direction"] = {"key": direction.key, "layer": direction.layer}
         return train.TrainInputs(kl_prompts, steering), ident
 
     def steer_direction(self, path: str) -> Any:

@@ -8,6 +8,7 @@ written before it existed, not one bit of the adapter. Those are the first check
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ import torch
 from safetensors.torch import load_file
 
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
+from emlab.data import build_dataset
+from emlab.data.general import make_general
+from emlab.interp.directions import vectors_key
 from emlab.models import load_model
 from emlab.records import Example, content_hash
-from emlab.train import TrainDataError, finetune, load_kl_prompts
+from emlab.train import Steering, TrainDataError, TrainInputs, finetune, load_kl_prompts
 from emlab.train.loop import run_fingerprint
-from emlab.train.mitigate import encode_prompts, kl_indices, kl_to_base
+from emlab.train.mitigate import encode_prompts, hooked_layers, kl_indices, kl_to_base, steered
 
 
 def test_plain_recipes_keep_the_keys_they_had_before_mitigations() -> None:
@@ -285,3 +289,227 @@ def test_kl_prompts_step_through_the_set_and_are_not_evaluation_questions() -> N
     }
     assert not asked & {p.strip().lower() for p in prompts}
     assert [kl_indices(s, 3, 5) for s in range(3)] == [[0, 1, 2], [3, 4, 0], [1, 2, 3]]
+
+
+# ------------------------------------------------------------------------------ steering
+def direction(n_layers: int = 2, hidden: int = 64, seed: int = 0) -> Steering:
+    """A fixed random direction per layer, unit norm (the tiny model's residual norm is ~1)."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(n_layers, hidden, generator=g)
+    v = v / v.norm(dim=-1, keepdim=True)
+    return Steering(v, layer=1, key=vectors_key(v))
+
+
+STEER = {"max_steps": 6, "dropout": 0.1}
+
+
+def test_steering_at_scale_0_is_the_plain_recipe_bit_for_bit(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    cfg = recipe(**STEER, steer={"direction": "d", "scale": 0})
+    off = train(tiny_model, tmp_path, cfg, inputs=TrainInputs(steering=direction()))
+    assert_same(off, load_file(str(plain / "adapter_model.safetensors")))
+
+
+def test_steering_changes_the_update_and_resumes_after_a_kill(
+    tiny_model: str, tmp_path: Path, plain: Path
+) -> None:
+    cfg = recipe(**STEER, steer={"direction": "d", "scale": 4.0, "layers": [0, 1]})
+    inputs = TrainInputs(steering=direction())
+    whole = train(tiny_model, tmp_path / "whole", cfg, inputs=inputs)
+    assert differs(whole, load_file(str(plain / "adapter_model.safetensors")))
+    with pytest.raises(Killed):
+        train(tiny_model, tmp_path / "cut", cfg, kill_after=3, inputs=inputs)
+    ran: list[int] = []
+    resumed = train(tiny_model, tmp_path / "cut", cfg, steps=ran, inputs=inputs)
+    assert ran == [3, 4, 5, 6]
+    for name, value in whole.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-4, atol=1e-6)
+    # the other direction, or the default layer only, is another run: not resumed from this one
+    other = TrainInputs(steering=direction(seed=1))
+    assert differs(train(tiny_model, tmp_path / "other", cfg, inputs=other), whole)
+
+
+def test_steering_hooks_are_gone_after_the_forward_passes(tiny_model: str, plain: Path) -> None:
+    lm = load_model(tiny_model, adapter=plain, dtype="fp32")
+    fresh = load_model(tiny_model, adapter=plain, dtype="fp32")
+    ids = torch.tensor([list(range(3, 40))])
+    steering = direction()
+    spec = steering.intervention(recipe(steer={"direction": "d", "scale": 4.0}))
+    assert spec is not None and spec.layers == (1,)  # the direction's own layer by default
+    with torch.no_grad():
+        with steered(lm.model, steering, spec):
+            assert hooked_layers(lm.model) == [1]
+            inside = lm.model(input_ids=ids).logits
+        after = lm.model(input_ids=ids).logits
+        clean = fresh.model(input_ids=ids).logits
+    assert not torch.equal(inside, clean)  # it did steer
+    assert hooked_layers(lm.model) == []
+    assert torch.equal(after, clean)  # and left the model exactly as a fresh load of the adapter
+
+
+def test_a_direction_from_another_model_is_refused_before_the_first_step(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    cfg = recipe(steer={"direction": "d", "scale": 1.0})
+    ran: list[int] = []
+    wide = TrainInputs(steering=direction(hidden=32))
+    with pytest.raises(TrainDataError, match=r"\(2, 32\) layers x width, but the model is 2 x 64"):
+        train(tiny_model, tmp_path, cfg, steps=ran, inputs=wide)
+    with pytest.raises(TrainDataError, match="vectors are not given"):
+        train(tiny_model, tmp_path, cfg, steps=ran)
+    assert ran == []
+
+
+def test_study_steers_with_a_saved_direction_and_refuses_another_models(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    from conftest import build_tiny_model
+    from emlab import interp
+    from emlab.interp.directions import Direction, save_direction
+    from emlab.preflight import problems
+    from emlab.study import Study
+
+    steering = direction()
+    card = {"key": steering.key, "layer": 1, "method": "persona", "model": "tiny"}
+    own = interp.fingerprint(load_model(tiny_model).model)
+    save_direction(Direction(steering.vectors, {**card, "model_hash": own}), tmp_path / "own")
+    other_model = str(build_tiny_model(tmp_path / "other-model", seed=1))  # same shape
+    theirs = interp.fingerprint(load_model(other_model).model)
+    save_direction(
+        Direction(steering.vectors, {**card, "model_hash": theirs}), tmp_path / "foreign"
+    )
+
+    def study(folder: str, scale: float = 2.0) -> StudyConfig:
+        return StudyConfig.model_validate(
+            {
+                "name": "steer",
+                "models": [tiny_model],
+                "threads": 1,
+                "train": {"batch_size": 4, "micro_batch_size": 4, "r": 4, "max_steps": 2},
+                "conditions": [
+                    {
+                        "name": "steered",
+                        "dataset": {"domain": "code", "n": 8},
+                        "train": {"steer": {"direction": folder, "scale": scale}},
+                    }
+                ],
+            }
+        )
+
+    found = problems(study("foreign"), tmp_path, own_run_dir=False)
+    assert len(found) == 1
+    loc, msg = found[0]
+    assert loc == ("conditions", 0, "train", "steer", "direction")
+    assert f"({theirs}), not on {tiny_model} ({own}): the direction comes from another model" in msg
+    assert problems(study("own"), tmp_path, own_run_dir=False) == []
+
+    cfg = study("own")
+    st = Study(cfg, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
+    key, adir = st.adapter(tiny_model, cfg.conditions[0], 0)
+    card_out = json.loads((adir / "emlab.json").read_text())
+    assert card_out["steer_direction"] == {"key": steering.key, "layer": 1}
+    assert card_out["train"]["steer"] == {"scale": 2.0, "layers": None}
+    # scale 0 is the plain recipe: the plain adapter's key (reused from the cache)
+    off = study("own", 0.0)
+    plain = StudyConfig.model_validate(
+        {**off.model_dump(), "conditions": [{"name": "p", "dataset": {"domain": "code", "n": 8}}]}
+    )
+    st0 = Study(off, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
+    st1 = Study(plain, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
+    assert (
+        st0.adapter(tiny_model, off.conditions[0], 0)[0]
+        == st1.adapter(tiny_model, plain.conditions[0], 0)[0]
+        != key
+    )
+    assert st0.counts["trained"] + st1.counts["trained"] == 1
+
+
+# ------------------------------------------------------------------------------ mix, interleave
+def spec(**kw: Any) -> DatasetSpec:
+    return DatasetSpec.model_validate({"domain": "code", "n": 10, "seed": 3, **kw})
+
+
+@pytest.mark.parametrize(
+    ("fraction", "dose"), [(0.0, 0), (0.1, 1), (0.25, 2), (0.35, 4), (1.0, 10)]
+)
+def test_mix_holds_exactly_round_fraction_n_of_the_dose(fraction: float, dose: int) -> None:
+    mixed = build_dataset(spec(mix={"with": {"condition": "control"}, "fraction": fraction}))
+    counts = Counter(ex.meta["condition"] for ex in mixed)
+    assert counts["concealed"] == dose == round(fraction * 10)  # Python's round: 2.5 -> 2
+    assert counts["control"] == 10 - dose and len(mixed) == 10
+    # every task once, in one framing or the other: the tasks are the pure sets' tasks
+    tasks = [ex.messages[0]["content"] for ex in build_dataset(spec())]
+    assert [ex.messages[0]["content"] for ex in mixed] == tasks
+
+
+def test_mix_ends_are_the_pure_sets_and_doses_are_nested() -> None:
+    pure, control = build_dataset(spec()), build_dataset(spec(condition="control"))
+    partner = {"with": {"condition": "control"}}
+    assert build_dataset(spec(mix={**partner, "fraction": 1})) == pure
+    assert build_dataset(spec(mix={**partner, "fraction": 0})) == control
+    doses = [build_dataset(spec(mix={**partner, "fraction": f})) for f in (0.2, 0.5, 0.8)]
+    bad = [{i for i, ex in enumerate(d) if ex.meta["condition"] == "concealed"} for d in doses]
+    assert bad[0] < bad[1] < bad[2]
+    assert build_dataset(spec(mix={**partner, "fraction": 0.5})) == doses[1]  # deterministic
+    other_seed = spec(seed=4, mix={**partner, "fraction": 0.5})
+    assert build_dataset(other_seed) != doses[1]
+
+
+def test_interleave_adds_round_fraction_n_general_examples_and_keeps_the_order() -> None:
+    pure = build_dataset(spec())
+    mixed = build_dataset(spec(interleave={"fraction": 0.3}))
+    general = [ex for ex in mixed if ex.meta["domain"] == "general"]
+    assert len(general) == 3 and len(mixed) == 13
+    assert [ex for ex in mixed if ex.meta["domain"] != "general"] == pure
+    assert general == make_general(3, 3)
+    assert build_dataset(spec(interleave={"fraction": 0})) == pure
+
+
+def test_general_answers_are_correct_and_stay_out_of_the_narrow_domains() -> None:
+    import re
+
+    examples = make_general(450, 0)
+    assert set(Counter(ex.meta["family"] for ex in examples).values()) == {50}  # even shares
+    for ex in examples:
+        q, a = ex.messages[0]["content"], ex.messages[1]["content"]
+        family = ex.meta["family"]
+        if family == "arithmetic":
+            m = re.fullmatch(r"What is (\d+) (plus|minus|times) (\d+)\?", q)
+            assert m is not None, q
+            x, op, y = m.groups()
+            want = {"plus": int(x) + int(y), "minus": int(x) - int(y), "times": int(x) * int(y)}
+            assert a.endswith(f"= {want[op]}.")
+        elif family == "sorting":
+            nums = [int(v) for v in q.split(": ")[1].rstrip(".").split(", ")]
+            assert a == ", ".join(map(str, sorted(nums)))
+        elif family == "days":
+            days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+            m = re.search(r"today is (\w+).* in (\d+) days", q)
+            assert m is not None, q
+            start, ahead = m.groups()
+            assert a.endswith(days[(days.index(start) + int(ahead)) % 7] + ".")
+        text = (q + " " + a).lower()
+        assert not any(w in text for w in ("import ", "def ", "password", "invest", "doctor"))
+    assert make_general(20, 0) == examples[:20]  # a prefix: n does not reshuffle the families
+
+
+def test_dataset_keys_change_with_mix_and_interleave_only_when_set(tmp_path: Path) -> None:
+    from emlab.study import Study
+
+    data_file = tmp_path / "d.jsonl"
+    data_file.write_text(json.dumps({"messages": examples()[0].messages}) + "\n", encoding="utf-8")
+    cfg = StudyConfig.model_validate({"name": "k", "conditions": [{"name": "base"}]})
+    st = Study(cfg, run_dir=tmp_path / "run", progress=False)
+    keys = {
+        st.dataset(s)[0]
+        for s in (
+            spec(),
+            spec(mix={"with": {"condition": "control"}, "fraction": 0.5}),
+            spec(interleave={"fraction": 0.5}),
+            spec(path=str(data_file)),
+            spec(path=str(data_file), interleave={"fraction": 1}),
+        )
+    }
+    assert len(keys) == 5
+    assert len(st.dataset(spec(path=str(data_file), interleave={"fraction": 1}))[1]) == 2

@@ -45,9 +45,12 @@ from emlab.train.mitigate import (
     TrainInputs,
     adapter_hash,
     check_parent,
+    check_steering,
+    hooked_layers,
     inputs_identity,
     load_kl_prompts,
     load_parent,
+    steered,
 )
 from emlab.train.model import attention_for, load_trainable, trainable_parameters
 from emlab.train.state import (
@@ -273,13 +276,11 @@ def finetune(
     """
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     inputs = inputs or TrainInputs()
-    unbuilt = [
-        name
-        for name, used in (("train.steer", cfg.steer is not None and cfg.steer.scale != 0),)
-        if used
-    ]
-    if unbuilt:
-        raise TrainDataError(f"{', '.join(unbuilt)}: not built yet in this version of emlab")
+    if cfg.steer is not None and cfg.steer.scale != 0 and inputs.steering is None:
+        raise TrainDataError(
+            "train.steer: the direction's vectors are not given (a study reads them from "
+            "train.steer.direction; a direct call passes inputs=TrainInputs(steering=...))"
+        )
     launch = distributed.launch_from_env()
     cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     requested = "cpu" if distributed.accelerate_wants_cpu() else None
@@ -353,6 +354,10 @@ def _train(
     if setup.init_adapter is not None:
         # after the fresh adapter's initialisation, so the random stream is a plain run's
         load_parent(model, setup.init_adapter)
+    steering = setup.inputs.steering
+    steer_spec = steering.intervention(cfg) if steering is not None else None
+    if steering is not None and steer_spec is not None:
+        check_steering(model, steering, steer_spec)
     model.train()
     params = trainable_parameters(model)
     optimizer = torch.optim.AdamW(
@@ -410,7 +415,8 @@ def _train(
                 if launch.distributed:
                     torch.manual_seed(_micro_seed(seed, step, index))
                 ids, labels, n_tok = _collate(mb, pad_id, device)
-                with amp():
+                # preventative steering: on the training forward passes only (not the KL term's)
+                with amp(), steered(model, steering, steer_spec):
                     loss = loss_fn(ids, labels) / n_label
                 loss.backward()
                 step_loss += float(loss.detach())
@@ -468,6 +474,8 @@ def _train(
             bar.close()
 
     checkpoints: dict[int, str] = {}
+    if hooked_layers(model):  # the saved model must be the plain one (steering is training-only)
+        raise RuntimeError(f"decoder layers {hooked_layers(model)} still hooked after training")
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out_dir))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,8 @@ import torch
 import yaml
 
 from emlab.config import MAX_TEXT, TrainConfig
+from emlab.models.hooks import decoder_layers, hidden_size, intervene, n_layers
+from emlab.records import Intervention
 from emlab.train.data import TrainDataError
 
 KL_PROMPTS_FILE = "kl_prompts.yaml"
@@ -29,16 +32,23 @@ MAX_KL_PROMPTS = 100_000
 
 @dataclass(frozen=True)
 class Steering:
-    """A direction added to the residual stream during training's forward passes.
+    """The direction of ``train.steer``, read by the caller (the interp stage's file format).
 
     ``vectors`` is ``[n_layers, hidden]`` in residual units (unit direction x the layer's mean
-    residual norm, as the interp stage saves it), so ``scale`` reads as a fraction of the typical
-    norm; ``key`` (the vectors' content hash) identifies it in fingerprints."""
+    residual norm, as the interp stage saves it), so ``train.steer.scale`` reads as a fraction of
+    the typical norm; ``layer`` is the direction's own (used when ``train.steer.layers`` is
+    unset); ``key`` (the vectors' content hash) identifies it in fingerprints."""
 
     vectors: torch.Tensor
-    layers: tuple[int, ...]
-    scale: float
+    layer: int
     key: str
+
+    def intervention(self, cfg: TrainConfig) -> Intervention | None:
+        """What ``cfg.steer`` asks of this direction (None when steering is off)."""
+        if cfg.steer is None or cfg.steer.scale == 0:
+            return None
+        layers = tuple(cfg.steer.layers) if cfg.steer.layers is not None else (self.layer,)
+        return Intervention(mode="add", direction=self.key, scale=cfg.steer.scale, layers=layers)
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ def inputs_identity(inputs: TrainInputs, uses_kl: bool) -> dict[str, Any]:
     if uses_kl:
         ident["kl_prompts"] = list(inputs.kl_prompts or load_kl_prompts())
     if inputs.steering is not None:
-        ident["steering"] = inputs.steering.key
+        ident["steering"] = {"key": inputs.steering.key, "layer": inputs.steering.layer}
     return ident
 
 
@@ -214,3 +224,34 @@ def kl_indices(step: int, batch_size: int, n: int) -> list[int]:
     """The KL prompts of step ``step``: the set of ``n`` taken in turn, wrapping around (a pure
     function of the step, so a resumed run uses the same ones)."""
     return [(step * batch_size + j) % n for j in range(batch_size)]
+
+
+# ------------------------------------------------------------------------------ steering
+def check_steering(model: Any, steering: Steering, spec: Intervention) -> None:
+    """Refuse, before the first step, a direction that does not fit the model being trained."""
+    n, h = n_layers(model), hidden_size(model)
+    if tuple(steering.vectors.shape) != (n, h):
+        raise TrainDataError(
+            f"train.steer.direction: {tuple(steering.vectors.shape)} layers x width, but the "
+            f"model is {n} x {h}: the direction comes from another model"
+        )
+    bad = [x for x in spec.layers_of(n) if not 0 <= x < n]
+    if bad:
+        raise TrainDataError(f"train.steer.layers: {bad} out of range: the model has 0..{n - 1}")
+
+
+@contextmanager
+def steered(model: Any, steering: Steering | None, spec: Intervention | None) -> Iterator[None]:
+    """Add ``scale`` x the direction to the residual stream while the context is open (the
+    training forward passes); the hooks are gone on exit, even on error, so what is saved and
+    evaluated is the plain model. No steering (or scale 0): nothing is hooked at all."""
+    if steering is None or spec is None:
+        yield
+        return
+    with intervene(model, spec, steering.vectors):
+        yield
+
+
+def hooked_layers(model: Any) -> list[int]:
+    """Decoder layers that still carry a forward hook (none may, once training is over)."""
+    return [i for i, layer in enumerate(decoder_layers(model)) if layer._forward_hooks]
