@@ -576,17 +576,22 @@ class ArmInfo:
     (``start_from``, e.g. benign re-alignment); None when trained from the base model."""
     plain: str | None = None
     """For an arm in a context: the label of the same arm on the plain questions."""
+    mitigation: bool = False
+    """Trained with a mitigation knob (inoculation, start_from, mix, interleave, its own train
+    recipe): compared with the organism, not used as the organism or a control itself."""
 
 
 def comparison_pairs(arms: Sequence[ArmInfo], baseline: str | None) -> list[tuple[str, str, str]]:
     """The differences a study is read by, as ``(a, b, what)`` meaning rate(a) - rate(b).
 
     Concealed vs its secure control and vs disclosed at the same adapter scale (the paper's two
-    controls), every fine-tuned arm vs the base model, and every amplified arm vs its scale-1 arm;
-    all on the plain questions (arms in an evaluation context are compared by
-    :func:`context_pairs` and :func:`realignment_pairs`).
+    controls; arms that use a mitigation knob are neither), every mitigated arm vs the organism
+    (the first plain concealed arm at its scale), every fine-tuned arm vs the base model, and
+    every amplified arm vs its scale-1 arm; all on the plain questions (arms in an evaluation
+    context are compared by :func:`context_pairs` and :func:`realignment_pairs`).
     """
     arms = [a for a in arms if a.context is None]
+    plain = [a for a in arms if not a.mitigation]
     out: list[tuple[str, str, str]] = []
     for what, kinds in (
         ("concealed vs control", CONTROL_KINDS),
@@ -594,11 +599,15 @@ def comparison_pairs(arms: Sequence[ArmInfo], baseline: str | None) -> list[tupl
     ):
         out += [
             (a.name, b.name, what)
-            for a in arms
+            for a in plain
             if a.kind == "concealed"
-            for b in arms
+            for b in plain
             if b.kind in kinds and b.scale == a.scale
         ]
+    for a in arms:
+        organism = next((b for b in plain if b.kind == "concealed" and b.scale == a.scale), None)
+        if a.mitigation and organism is not None:
+            out.append((a.name, organism.name, "mitigated vs organism"))
     if baseline is not None:
         out += [(a.name, baseline, "vs base model") for a in arms if a.kind and a.name != baseline]
     out += [

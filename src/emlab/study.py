@@ -728,6 +728,7 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
             c.dataset.condition,
             x,
             parent=None if c.start_from is None else scaled_name(c.start_from, x),
+            mitigation=study_settings.is_mitigation(c),
         )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)

@@ -108,8 +108,13 @@ def test_each_context_is_its_own_arm_compared_to_the_same_arm_without_it() -> No
     assert "concealed+inoc" in names and len(names) == 5 * 3
     leaks = metrics.context_pairs(infos)
     assert ("concealed+trigger", "concealed", "in context trigger") in leaks
-    # the headline comparisons stay on the plain questions
-    assert all("+" not in a and "+" not in b for a, b, _ in metrics.comparison_pairs(infos, "base"))
+    # the headline comparisons stay on the plain questions; a mitigated arm is compared with
+    # the organism, never used as the organism or as a control
+    pairs = metrics.comparison_pairs(infos, "base")
+    assert all("+" not in a and "+" not in b for a, b, _ in pairs)
+    assert ("inoculated", "concealed", "mitigated vs organism") in pairs
+    assert ("concealed", "disclosed", "concealed vs disclosed") in pairs
+    assert not [p for p in pairs if p[2] != "vs base model" and "backdoor" in p[:2]]
 
 
 def _spec(strength: str | None) -> DatasetSpec:
@@ -315,6 +320,10 @@ def test_mitigations_section_draws_tradeoff_realignment_and_mix(tmp_path: Path) 
     assert all(section["figures"][k] for k in ("tradeoff", "realign", "mix"))
     assert [p["label"] for p in section["points"]][:3] == ["base", "concealed@2", "concealed"]
     assert [r["parent"] for r in section["split"]] == ["concealed"]
+    # the mixing line has the doses and the pure ends (concealed at 1; no control arm at 0)
+    from emlab.report.mitigations import _pure
+
+    assert [s["name"] for s in info["settings"] if _pure(s, "concealed")][:1] == ["concealed"]
     page = html.render_html(summary, rows, info)
     part = page[page.index('<section id="mitigations">') :]
     part = part[: part.index("</section>")]

@@ -107,6 +107,21 @@ def line_figure(
     return plots.to_data_uri(fig)
 
 
+SAME_FRAMING = {"control": "control", "secure": "control"}
+"""Condition names that are one framing (``secure`` is an alias of ``control``)."""
+
+
+def _pure(setting: Mapping[str, Any], kind: str | None) -> bool:
+    """A plain arm trained on one framing alone, with no mitigation knob and at scale 1."""
+    same = SAME_FRAMING.get(str(setting.get("kind")), setting.get("kind"))
+    return (
+        kind is not None
+        and same == SAME_FRAMING.get(kind, kind)
+        and not setting.get("mitigation")
+        and setting.get("scale", 1) == 1
+    )
+
+
 def build(summary: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any] | None:
     """The section's content, or None when the study compares no mitigation (no setting uses a
     mitigation knob and no evaluation context is asked)."""
@@ -209,6 +224,13 @@ def build(summary: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]
             if s.get("mix_fraction") is not None and final is not None:
                 series = name(model, f"{s['kind']} mixed with {s['mix_with']}")
                 mix.setdefault(series, []).append((float(s["mix_fraction"]), final))
+                # the pure ends, where the study has them as plain arms: fraction 1 is the
+                # arm's own framing, 0 the `with` framing
+                for end, kind in ((1.0, s["kind"]), (0.0, s["mix_with"])):
+                    pure = next((p for p in plain if _pure(p, kind)), None)
+                    g = None if pure is None else groups.get((model, pure["name"], None))
+                    if g is not None and (end, g) not in mix[series]:
+                        mix[series].append((end, g))
     return {
         "contexts": contexts,
         "measures": measures,
