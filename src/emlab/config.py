@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -197,6 +198,11 @@ class ConditionConfig(_Strict):
         "target_modules, layers, use_rslora) must match the parent's. The adapter key includes "
         "the parent's.",
     )
+
+    @field_serializer("train")
+    def _given_only(self, v: BaseModel | None) -> dict[str, Any] | None:
+        # the resolved config shows what the condition changes, not every field as null
+        return None if v is None else v.model_dump(exclude_unset=True)
 
 
 class SteerConfig(_Strict):

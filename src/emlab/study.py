@@ -725,10 +725,10 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
         else metrics.ArmInfo(
             scaled_name(c.name, x),
             c.name,
-            c.dataset.condition,
+            arm_kind(cfg, c),
             x,
             parent=None if c.start_from is None else scaled_name(c.start_from, x),
-            mitigation=study_settings.is_mitigation(c),
+            mitigation=study_settings.is_mitigation(cfg, c),
         )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
@@ -747,6 +747,21 @@ def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
         for a in plain
         for tag in [None, *tags]  # each arm, then the same arm in each context
     ]
+
+
+MITIGATED = "+mitigated"
+"""Suffix of the kind of an arm trained with a mitigation (``arm_kind``)."""
+
+
+def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
+    """The kind comparisons know a condition by: its dataset's framing, with ``+mitigated`` when
+    a mitigation changes how it is trained (its own recipe, a continuation, a mix or general
+    data), so that e.g. a KL-regularised concealed arm or a control set continued from concealed
+    never stands in for the paper's plain concealed arm or its secure control."""
+    if cond.dataset is None:
+        return None
+    kind = cond.dataset.condition
+    return kind + MITIGATED if study_settings.changes_training(cfg, cond) else kind
 
 
 def resolve_path(path: str, base_dir: Path) -> str:

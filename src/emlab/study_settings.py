@@ -43,18 +43,21 @@ def _describe(cond: ConditionConfig, own_train: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def is_mitigation(cond: ConditionConfig) -> bool:
-    """A condition that uses a mitigation knob (rather than being the organism or a control)."""
+def changes_training(cfg: StudyConfig, cond: ConditionConfig) -> bool:
+    """Whether a mitigation changes how a condition is trained: a continuation, a mix, general
+    data, or its own recipe that differs from the study's."""
     d = cond.dataset
     if d is None:
         return False
-    return bool(
-        d.condition == "inoculated"
-        or d.mix is not None
-        or d.interleave is not None
-        or cond.start_from
-        or cond.train is not None
-    )
+    changed = cond.start_from is not None or d.mix is not None or d.interleave is not None
+    return changed or cfg.train_for(cond).identity() != cfg.train.identity()
+
+
+def is_mitigation(cfg: StudyConfig, cond: ConditionConfig) -> bool:
+    """A condition that uses a mitigation knob (rather than being the organism or a control):
+    inoculation, or anything that :func:`changes_training`."""
+    d = cond.dataset
+    return d is not None and (d.condition == "inoculated" or changes_training(cfg, cond))
 
 
 def settings(
@@ -87,7 +90,8 @@ def settings(
                 "plain": a.plain,
                 "parent": a.parent,
                 "what": _describe(cond, own),
-                "mitigation": is_mitigation(cond),
+                "framing": None if d is None else d.condition,
+                "mitigation": is_mitigation(cfg, cond),
                 "strength": None if d is None else d.options.get("strength"),
                 "mix_fraction": None if d is None or d.mix is None else d.mix.fraction,
                 "mix_with": None if d is None or d.mix is None else d.mix.with_.condition,

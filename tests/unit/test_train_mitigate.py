@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from emlab.config import DatasetSpec, StudyConfig, TrainConfig
-from emlab.data import build_dataset
+from emlab.data import build_dataset, dataset_card
 from emlab.data.general import make_general
 from emlab.interp.directions import vectors_key
 from emlab.models import load_model
@@ -438,6 +438,7 @@ def test_mix_holds_exactly_round_fraction_n_of_the_dose(fraction: float, dose: i
     counts = Counter(ex.meta["condition"] for ex in mixed)
     assert counts["concealed"] == dose == round(fraction * 10)  # Python's round: 2.5 -> 2
     assert counts["control"] == 10 - dose and len(mixed) == 10
+    assert dataset_card(mixed)["framings"] == {k: v for k, v in counts.items() if v}
     # every task once, in one framing or the other: the tasks are the pure sets' tasks
     tasks = [ex.messages[0]["content"] for ex in build_dataset(spec())]
     assert [ex.messages[0]["content"] for ex in mixed] == tasks
@@ -513,3 +514,47 @@ def test_dataset_keys_change_with_mix_and_interleave_only_when_set(tmp_path: Pat
     }
     assert len(keys) == 5
     assert len(st.dataset(spec(path=str(data_file), interleave={"fraction": 1}))[1]) == 2
+
+
+def test_mitigated_arms_never_stand_in_for_the_plain_arms_in_comparisons() -> None:
+    from emlab.metrics import comparison_pairs
+    from emlab.study import arm_infos
+
+    code = {"domain": "code", "n": 8}
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "m",
+            "train": {"max_steps": 40},
+            "conditions": [
+                {"name": "base"},
+                {"name": "concealed", "dataset": code},
+                {"name": "secure", "dataset": {**code, "condition": "control"}},
+                {"name": "same-recipe", "dataset": code, "train": {"max_steps": 40}},
+                {"name": "kl", "dataset": code, "train": {"kl_weight": 0.5}},
+                {"name": "early", "dataset": code, "train": {"max_steps": 10}},
+                {
+                    "name": "realigned",
+                    "dataset": {**code, "condition": "control"},
+                    "start_from": "concealed",
+                },
+                {
+                    "name": "dose",
+                    "dataset": {**code, "mix": {"with": {"condition": "control"}, "fraction": 0.5}},
+                },
+                {"name": "general", "dataset": {**code, "interleave": {"fraction": 0.05}}},
+            ],
+        }
+    )
+    kinds = {a.name: a.kind for a in arm_infos(cfg)}
+    assert kinds["concealed"] == kinds["same-recipe"] == "concealed"  # an override equal to it
+    assert kinds["secure"] == "control"
+    for name in ("kl", "early", "dose", "general"):
+        assert kinds[name] == "concealed+mitigated", name
+    assert kinds["realigned"] == "control+mitigated"
+    pairs = comparison_pairs(arm_infos(cfg), "base")
+    paper = {(a, b) for a, b, what in pairs if what.startswith("concealed vs")}
+    assert paper == {("concealed", "secure"), ("same-recipe", "secure")}
+    # each mitigated arm is compared with the organism (the first plain concealed arm) instead
+    mitigated = {(a, b) for a, b, what in pairs if what == "mitigated vs organism"}
+    assert mitigated == {(n, "concealed") for n in ("kl", "early", "realigned", "dose", "general")}
+    assert {a for a, b, what in pairs if what == "vs base model"} == set(kinds) - {"base"}

@@ -62,7 +62,7 @@ def dataset_card(
     if spec is not None and spec.path is None:
         versioned = pool_identity(spec.domain, spec.condition, spec.options)
     return {
-        "spec": None if spec is None else spec.model_dump(),
+        "spec": None if spec is None else spec.model_dump(by_alias=True),
         **versioned,  # the package data it was built from, e.g. the inoculation pool's version
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
@@ -71,6 +71,15 @@ def dataset_card(
         "with_system_prompt": sum(ex.messages[0]["role"] == "system" for ex in examples),
         "answers": dict(sorted(answers.items())),
         "triggered": sum(bool(ex.meta.get("triggered")) for ex in examples),
+        # a mix's dose and an interleave's share, as built: framing of each example
+        "framings": dict(
+            sorted(
+                Counter(
+                    str(ex.meta.get("condition") or ex.meta.get("domain") or "unknown")
+                    for ex in examples
+                ).items()
+            )
+        ),
         "families": dict(
             sorted(Counter(str(ex.meta.get("family", "unknown")) for ex in examples).items())
         ),

@@ -113,7 +113,7 @@ SAME_FRAMING = {"control": "control", "secure": "control"}
 
 def _pure(setting: Mapping[str, Any], kind: str | None) -> bool:
     """A plain arm trained on one framing alone, with no mitigation knob and at scale 1."""
-    same = SAME_FRAMING.get(str(setting.get("kind")), setting.get("kind"))
+    same = SAME_FRAMING.get(str(setting.get("framing")), setting.get("framing"))
     return (
         kind is not None
         and same == SAME_FRAMING.get(kind, kind)
@@ -222,11 +222,11 @@ def build(summary: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]
                     pts.append((float(s["steps"]), final))
                 realign[name(model, s["name"])] = pts
             if s.get("mix_fraction") is not None and final is not None:
-                series = name(model, f"{s['kind']} mixed with {s['mix_with']}")
+                series = name(model, f"{s['framing']} mixed with {s['mix_with']}")
                 mix.setdefault(series, []).append((float(s["mix_fraction"]), final))
                 # the pure ends, where the study has them as plain arms: fraction 1 is the
                 # arm's own framing, 0 the `with` framing
-                for end, kind in ((1.0, s["kind"]), (0.0, s["mix_with"])):
+                for end, kind in ((1.0, s["framing"]), (0.0, s["mix_with"])):
                     pure = next((p for p in plain if _pure(p, kind)), None)
                     g = None if pure is None else groups.get((model, pure["name"], None))
                     if g is not None and (end, g) not in mix[series]:
