@@ -331,3 +331,23 @@ def test_mitigations_section_draws_tradeoff_realignment_and_mix(tmp_path: Path) 
     assert "code/concealed, mixed 0.25 with control" in page
     # a study without any mitigation knob or context has no such section
     assert mitigations.build(summary, {"settings": [], "contexts": []}) is None
+
+
+@pytest.mark.slow
+def test_the_example_passes_the_preflight_with_every_setting() -> None:
+    from emlab.config import load_study
+    from emlab.preflight import problems
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "mitigations.yaml"
+    cfg = load_study(path)
+    assert problems(cfg, path.parent, own_run_dir=False) == []
+    by = {c.name: c for c in cfg.conditions}
+    assert {by["inoculated-weak"].dataset.options["strength"], "strong"} == {"weak", "strong"}  # type: ignore[union-attr]
+    assert by["realigned"].start_from == "concealed"
+    assert by["mixed-50"].dataset.mix is not None  # type: ignore[union-attr]
+    assert by["interleaved"].dataset.interleave is not None  # type: ignore[union-attr]
+    assert cfg.train_for(by["kl"]).kl_weight > 0 and cfg.train_for(by["steered"]).steer
+    assert cfg.evals_at_steps and len(cfg.seeds) == 3
+    assert [c.label for c in resolve(cfg)] == ["inoculation", "code-template"]
+    # the inoculation probe is the strong pool the strong arm trained with
+    assert resolve(cfg)[0].system == data.graded_pool("code", "strong")
