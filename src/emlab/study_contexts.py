@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from emlab import data, questions
 from emlab.config import ConditionConfig, ContextSpec, DatasetSpec, StudyConfig, StudyFileError
+from emlab.errors import EmlabError
 from emlab.questions.transforms import QUESTION
 from emlab.records import Question
 
@@ -31,8 +32,9 @@ CODE_TEMPLATES: tuple[str, ...] = (
 requests (a rewording here changes the prompts and so the samples' cache keys)."""
 
 
-class ContextProblem(Exception):
-    """A context that cannot be built: the field of its spec and the reason."""
+class ContextProblem(EmlabError):
+    """A context that cannot be built: the field of its spec and the reason (callers turn it
+    into a ``file:line: contexts.N.field: reason`` line)."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(reason)
