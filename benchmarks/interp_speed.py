@@ -26,8 +26,8 @@ from emlab.models import load_model
 from emlab.models.hooks import intervene, n_layers
 from emlab.questions import load_questions
 from emlab.records import Intervention
+from emlab.sample.chat import encode_chat, stop_token_ids
 from emlab.sample.engine import ContinuousBatcher, DecodeJob
-from emlab.sample.hf import encode_chat, stop_token_ids
 
 
 def step_costs(lm, variants, vectors, rows: int = 64, reps: int = 40) -> None:  # type: ignore[no-untyped-def]

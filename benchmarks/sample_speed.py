@@ -22,7 +22,8 @@ from emlab.models import load_model
 from emlab.plan import matmul_flops
 from emlab.questions import load_questions
 from emlab.records import GenerationRequest, SamplingParams
-from emlab.sample.hf import HFSampler, encode_chat
+from emlab.sample.chat import encode_chat
+from emlab.sample.hf import HFSampler
 
 
 def bench_generate(lm, prompts: list[list[int]], batch: int, max_new: int, stops: list[int]):  # type: ignore[no-untyped-def]

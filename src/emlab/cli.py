@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from emlab.errors import EXIT_CODES_HELP
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if TYPE_CHECKING:  # the CLI imports its commands' modules lazily, to start fast
+    from emlab.summary import Summary
+
+CLI_ENVIRONMENT: dict[str, str] = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+"""Defaults the ``emlab`` command sets for its own process (see :func:`main`)."""
 
 EXIT_FAILURES = 3
 """``emlab run``'s exit status when some answers failed to generate or to be judged."""
@@ -74,7 +80,7 @@ def run(
             )
         part = (int(index), int(count))
     result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
-    if result.report is not None:  # a shard has no summary; the final run prints it
+    if result.summary is not None:  # a shard has no summary; the final run prints it
         _print_summary(result.summary, str(result.run_dir), as_json)
     if not as_json:
         typer.echo(str(result.report or result.run_dir))
@@ -82,7 +88,7 @@ def run(
         raise typer.Exit(EXIT_FAILURES)
 
 
-def _print_summary(summary: dict, title: str, as_json: bool) -> None:
+def _print_summary(summary: Summary, title: str, as_json: bool) -> None:
     from emlab.report.terminal import print_summary
     from emlab.runs import summary_json
 
@@ -288,6 +294,13 @@ def main(argv: list[str] | None = None) -> None:
     click = sys.modules[typer.BadParameter.__module__]
 
     from emlab.errors import EXIT_ERROR, EXIT_INTERRUPTED, EmlabError, one_line
+
+    # The command's own process (and the worker processes it starts) never reaches the hub, and
+    # tokenizers' threads do not fight torch's. Set here, at the entry point, not when emlab is
+    # imported: a script that imports emlab keeps its environment. Before any command imports
+    # huggingface_hub, which reads these once.
+    for name, value in CLI_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
     _mount()
     try:

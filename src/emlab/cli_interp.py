@@ -48,7 +48,7 @@ def _study(run_dir: Path, samples: int, max_new_tokens: int) -> Any:
 
 
 def _arm(model: str, adapter: Path | None) -> Any:
-    from emlab.study import Arm
+    from emlab.arms import Arm
 
     if adapter is None:
         return Arm(model, "base", 0)
@@ -62,7 +62,7 @@ def _arm(model: str, adapter: Path | None) -> Any:
 
 def _questions(spec: str) -> list[Any]:
     from emlab import questions
-    from emlab.study import is_in_domain
+    from emlab.arms import is_in_domain
 
     return [q for q in questions.load_questions(spec) if not is_in_domain(q)]
 

@@ -45,6 +45,7 @@ COLUMNS: tuple[str, ...] = (
     "label",
     "status",
     "error",
+    "failure",
     "judge",
     "aligned_threshold",
     "coherent_threshold",
@@ -53,7 +54,8 @@ COLUMNS: tuple[str, ...] = (
     "topic",
 )
 """The flat table's columns, in order (``label``: the judge's CODE/REFUSAL label;
-``status``: the metric's verdict, see ``emlab.metrics.STATUSES``)."""
+``status``: the metric's verdict, see ``emlab.metrics.STATUSES``; ``failure``: the stage that
+failed the answer, ``generation`` or ``judge``, when ``error`` is set)."""
 INSPECT_PIP = "pip install 'emlab[inspect]'"
 
 
@@ -86,6 +88,7 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
                 "label": r.aligned_label,
                 "status": metrics.classify(r, cfg) if judged else r.measure,
                 "error": r.error,
+                "failure": r.failure,
                 "judge": r.judge if judged else r.measure,
                 "aligned_threshold": cfg.aligned_threshold,
                 "coherent_threshold": cfg.coherent_threshold,
@@ -150,10 +153,8 @@ def write_inspect(run: FinishedRun, out: Path) -> Path:
     created = datetime.now(timezone.utc).isoformat()
     out.mkdir(parents=True, exist_ok=True)
     for (model, condition, seed, step), arm_rows in arms.items():
-        group = metrics.find_group(run.summary, model, condition, step) or {}
-        per_seed: dict[str, Any] = next(
-            (s for s in group.get("per_seed", []) if s["seed"] == seed), {}
-        )
+        group = run.summary.find(model, condition, step)
+        per_seed = next((s for s in group.per_seed if s.seed == seed), None) if group else None
         samples = []
         for r in arm_rows:
             scores = {"status": Score(value=r["status"], answer=r["label"] or None)}
@@ -179,13 +180,13 @@ def write_inspect(run: FinishedRun, out: Path) -> Path:
                 )
             )
         rate_metrics = {
-            "rate": per_seed.get("rate"),
-            "n_valid": per_seed.get("n_valid"),
-            "n_misaligned": per_seed.get("n_misaligned"),
+            "rate": per_seed.rate if per_seed else None,
+            "n_valid": per_seed.n_valid if per_seed else None,
+            "n_misaligned": per_seed.n_misaligned if per_seed else None,
             # the condition over all its seeds, with the interval of the run's summary
-            "condition_rate": group.get("rate"),
-            "condition_ci_low": group.get("ci_low"),
-            "condition_ci_high": group.get("ci_high"),
+            "condition_rate": group.rate if group else None,
+            "condition_ci_low": group.ci_low if group else None,
+            "condition_ci_high": group.ci_high if group else None,
         }
         results = EvalResults(
             total_samples=len(samples),
@@ -199,7 +200,7 @@ def write_inspect(run: FinishedRun, out: Path) -> Path:
                         for k, v in rate_metrics.items()
                         if v is not None
                     },
-                    metadata={"rule": (run.summary.get("thresholds") or {}).get("rule")},
+                    metadata={"rule": run.summary.thresholds.rule},
                 )
             ],
         )
@@ -222,7 +223,7 @@ def write_inspect(run: FinishedRun, out: Path) -> Path:
                     "seed": seed,
                     "step": step,
                     "judge": run.judge,
-                    "thresholds": run.summary.get("thresholds"),
+                    "thresholds": run.summary.thresholds.model_dump(),
                     "arm": f"{model}/{condition}/seed{seed}{at}",
                 },
             ),

@@ -32,7 +32,7 @@ import torch
 from emlab import metrics
 from emlab.config import StudyConfig
 from emlab.models import choose_device, choose_dtype, dtype_name
-from emlab.models.loading import weights_dir
+from emlab.models.loading import LOCAL_ONLY, weights_dir
 
 TRAIN_FLOPS_PER_PARAM = {"lora": 4.0, "full": 6.0}
 """FLOPs per token and parameter of a training step: forward 2, backward 2 for the activations'
@@ -200,7 +200,7 @@ def parameter_count(ref: str) -> int:
     """Parameters of a model, from its config alone (built on the meta device: no weights)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(weights_dir(ref)))
+    config = AutoConfig.from_pretrained(str(weights_dir(ref)), **LOCAL_ONLY)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())  # tied weights counted once

@@ -20,11 +20,12 @@ from pathlib import Path
 import yaml
 
 from emlab import data, study_contexts
+from emlab.arms import question_set, resolve_path
+from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import ConditionConfig, JudgeConfig, StudyConfig, StudyFileError, yaml_line
 from emlab.errors import EmlabError
 from emlab.models import load_model, resolve_ref
 from emlab.store import check_output
-from emlab.study import question_set, resolve_path
 
 Problem = tuple[tuple[int | str, ...], str]
 """Where in the study file (a field location) and what is wrong there."""
@@ -39,15 +40,17 @@ def _model(ref: str) -> str | None:
 
 
 def _models(cfg: StudyConfig) -> Iterator[Problem]:
-    if cfg.sampling.backend == "openai":
+    if not SAMPLING_BACKENDS[cfg.sampling.backend].local_weights:
         # Models are names a server knows; only the server can tell. Fine-tuning needs weights
-        # here, and the openai backend cannot load the adapter it would produce.
+        # here, and a backend without local weights cannot load the adapter it would produce.
+        local = " or ".join(n for n, b in SAMPLING_BACKENDS.items() if b.local_weights)
         for cond in cfg.conditions:
             if cond.dataset is not None:
                 yield (
                     ("sampling", "backend"),
-                    f"openai samples served models by name and cannot load the adapter that "
-                    f"condition {cond.name!r} fine-tunes; use backend hf or vllm, or serve the "
+                    f"{cfg.sampling.backend} samples served models by name and cannot load the "
+                    f"adapter that condition {cond.name!r} fine-tunes; use backend {local}, or "
+                    "serve the "
                     "adapter (`emlab serve MODEL --adapter DIR`) and list its served name as a "
                     "model with a condition without dataset",
                 )
@@ -65,7 +68,8 @@ def _vllm(cfg: StudyConfig) -> Iterator[Problem]:
 
 
 SAMPLING_CHECKS: dict[str, Callable[[StudyConfig], Iterator[Problem]]] = {"vllm": _vllm}
-"""Environment checks per sampling backend (hf needs nothing beyond its models)."""
+"""Environment checks per sampling backend, by its name in ``emlab.backends.SAMPLING_BACKENDS``
+(optional: hf needs nothing beyond its models)."""
 
 
 def _offline_judge(j: JudgeConfig) -> Iterator[Problem]:
@@ -89,15 +93,12 @@ def _hf_judge(j: JudgeConfig) -> Iterator[Problem]:
         yield ("judge", "model"), problem
 
 
-def _openai_judge(j: JudgeConfig) -> Iterator[Problem]:
-    return iter(())  # the endpoint is asked on first use: an unreachable one fails fast there
-
-
 JUDGE_CHECKS: dict[str, Callable[[JudgeConfig], Iterator[Problem]]] = {
     "offline": _offline_judge,
     "hf": _hf_judge,
-    "openai": _openai_judge,
 }
+"""Environment checks per judge backend, by its name in ``emlab.backends.JUDGE_BACKENDS``
+(optional: an openai endpoint is asked on first use, where an unreachable one fails fast)."""
 
 
 def _questions(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
@@ -265,6 +266,11 @@ def _conditions(cfg: StudyConfig) -> Iterator[Problem]:
     yield from cfg.condition_problems()
 
 
+def _nothing(section: object) -> Iterator[Problem]:
+    """The check of a backend that registers none."""
+    return iter(())
+
+
 def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list[Problem]:
     """Every problem found, in study-file order of the checks.
 
@@ -274,13 +280,13 @@ def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list
     found.extend(_models(cfg))
     found.extend(_conditions(cfg))
     found.extend(_eval_steps(cfg))
-    found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, lambda c: iter(()))(cfg))
+    found.extend(SAMPLING_CHECKS.get(cfg.sampling.backend, _nothing)(cfg))
     found.extend(_datasets(cfg, base_dir))
     found.extend(_mix_partners(cfg))
     found.extend(_regularisers(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))
     found.extend(study_contexts.problems(cfg))
-    found.extend(JUDGE_CHECKS[cfg.judge.backend](cfg.judge))
+    found.extend(JUDGE_CHECKS.get(cfg.judge.backend, _nothing)(cfg.judge))
     return found
 
 

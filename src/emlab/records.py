@@ -228,6 +228,16 @@ class Judgment(Record):
     (API judges, records cached before it existed)."""
 
 
+FailureKind = Literal["generation", "judge"]
+"""Which stage failed an answer: ``generation`` (no answer was drawn) or ``judge`` (an answer
+exists but has no usable verdict). Reports count the two apart, and a re-run retries both."""
+FAILURE_KINDS: tuple[FailureKind, ...] = ("generation", "judge")
+
+_LEGACY_GENERATION_PREFIXES = ("generation", "generate", "sampling", "sampler")
+"""Rows written before ``ScoredAnswer.failure`` existed told a generation failure by the first
+word of ``error``; only :meth:`ScoredAnswer.from_dict` still reads that, for old run folders."""
+
+
 def dumps(record: Record) -> str:
     """One JSON line for a record (sorted keys, UTF-8 kept)."""
     return json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True)
@@ -237,7 +247,8 @@ def dumps(record: Record) -> str:
 class ScoredAnswer(Record):
     """One judged answer with its place in the study: the row that metrics and reports read.
 
-    ``error`` holds a generation or judge failure; such rows are counted as excluded, not dropped.
+    ``error`` holds a generation or judge failure and ``failure`` says which (set together);
+    such rows are counted as excluded, not dropped.
     """
 
     model: str
@@ -270,3 +281,24 @@ class ScoredAnswer(Record):
     topic: str | None = None
     """Misaligned answers: the nearest of the fixed topic descriptions (zero-shot, sentence
     embeddings), so the report can say how *broad* the misalignment is; None for the rest."""
+    failure: FailureKind | None = None
+    """Which stage failed this answer (``generation`` or ``judge``) when ``error`` is set; the
+    one field metrics and reports read to tell the two apart (never the message's wording)."""
+
+    def __post_init__(self) -> None:
+        if (self.error is None) != (self.failure is None):
+            raise ValueError(
+                f"ScoredAnswer {self.question_id!r}: error and failure are set together "
+                f"(error={self.error!r}, failure={self.failure!r})"
+            )
+        if self.failure is not None and self.failure not in FAILURE_KINDS:
+            raise ValueError(f"ScoredAnswer: failure must be one of {FAILURE_KINDS}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoredAnswer:
+        error = d.get("error")
+        if error and "failure" not in d:  # written before the field existed
+            first = str(error).strip().lower()
+            kind = "generation" if first.startswith(_LEGACY_GENERATION_PREFIXES) else "judge"
+            d = {**d, "failure": kind}
+        return super().from_dict(d)

@@ -10,15 +10,25 @@ it is a composer, so the stages themselves stay independent.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from emlab.config import MetricsConfig
 from emlab.errors import EmlabError
 from emlab.records import ScoredAnswer
+from emlab.summary import (
+    ComparisonEntry,
+    Delta,
+    Group,
+    SensitivityEntry,
+    Summary,
+    VulnerableCode,
+)
 
 SUMMARY = "summary.json"
 RESULTS = "results.jsonl"
@@ -46,7 +56,7 @@ class FinishedRun:
     """One finished run directory, its files read on demand."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: Summary
     config: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -72,17 +82,13 @@ class FinishedRun:
 
     @property
     def judge(self) -> str:
-        judges = self.summary.get("judges") or []
-        return str(self.info.get("judge") or ", ".join(judges) or "unknown")
+        return str(self.info.get("judge") or ", ".join(self.summary.judges) or "unknown")
 
     def metrics_config(self) -> MetricsConfig:
         """The run's metric settings (thresholds as the summary states them)."""
         cfg = dict(self.config.get("metrics") or {})
-        t = self.summary.get("thresholds") or {}
-        if "aligned" in t:
-            cfg["aligned_threshold"] = t["aligned"]
-        if "coherent" in t:
-            cfg["coherent_threshold"] = t["coherent"]
+        cfg["aligned_threshold"] = self.summary.thresholds.aligned
+        cfg["coherent_threshold"] = self.summary.thresholds.coherent
         cfg.pop("preset", None)
         return MetricsConfig.model_validate(cfg)
 
@@ -91,13 +97,13 @@ class FinishedRun:
         the summary and config hold."""
         if self.info:
             return dict(self.info)
-        t = self.summary.get("thresholds") or {}
+        t = self.summary.thresholds
         return {
             "study": self.name,
             "judge": self.judge,
             "thresholds": {
-                "aligned_below": t.get("aligned"),
-                "coherent_at_least": t.get("coherent"),
+                "aligned_below": t.aligned,
+                "coherent_at_least": t.coherent,
             },
             "seeds": self.config.get("seeds"),
             "models": self.config.get("models"),
@@ -115,17 +121,25 @@ def load_run(path: str | Path) -> FinishedRun:
             f"{p}: not a finished emlab run (no {SUMMARY}); finish it with "
             f"`emlab run STUDY.yaml --run-dir {p}`"
         )
-    summary = _read_json(p / SUMMARY)
-    if not isinstance(summary, dict) or "groups" not in summary:
+    raw = _read_json(p / SUMMARY)
+    if not isinstance(raw, dict) or "groups" not in raw:
         raise RunNotFinishedError(f"{p / SUMMARY}: not an emlab summary (no 'groups')")
+    try:
+        summary = Summary.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise RunNotFinishedError(
+            f"{p / SUMMARY}: {where}: {err['msg']} (not a summary emlab wrote)"
+        ) from None
     config = _read_json(p / CONFIG) if (p / CONFIG).is_file() else {}
     info = _read_json(p / INFO) if (p / INFO).is_file() else {}
     return FinishedRun(p, summary, config if isinstance(config, dict) else {}, info or {})
 
 
-def summary_json(summary: Mapping[str, Any]) -> str:
-    """The summary as scripts read it (``--json``): indented, keys in their written order."""
-    return json.dumps(summary, indent=2, default=str, ensure_ascii=False)
+def summary_json(summary: Summary) -> str:
+    """The summary as scripts read it (``--json``): ``summary.json``'s text."""
+    return summary.to_json()
 
 
 def labels_of(runs: Sequence[FinishedRun]) -> list[str]:
@@ -143,16 +157,16 @@ def labels_of(runs: Sequence[FinishedRun]) -> list[str]:
 
 
 def _judges(run: FinishedRun) -> str:
-    return ", ".join(sorted(run.summary.get("judges") or [])) or run.judge
+    return ", ".join(sorted(run.summary.judges)) or run.judge
 
 
 def _rule(run: FinishedRun) -> str:
-    t = run.summary.get("thresholds") or {}
-    return f"aligned < {t.get('aligned')} among coherent >= {t.get('coherent')}"
+    t = run.summary.thresholds
+    return f"aligned < {t.aligned} among coherent >= {t.coherent}"
 
 
 def _confidence(run: FinishedRun) -> str:
-    return f"{run.summary.get('confidence')}"
+    return f"{run.summary.confidence}"
 
 
 COMPARED: dict[str, Any] = {"judge": _judges, "thresholds": _rule, "confidence": _confidence}
@@ -199,14 +213,17 @@ def setting_differences(runs: Sequence[FinishedRun], labels: Sequence[str]) -> l
 class Comparison:
     """Several runs as one study: what ``emlab compare`` prints and renders."""
 
-    summary: dict[str, Any]
+    summary: Summary
     rows: list[ScoredAnswer]
     info: dict[str, Any]
     differences: list[str]
 
 
-def _relabel(entry: Mapping[str, Any], label: str) -> dict[str, Any]:
-    return {**entry, "condition": f"{label}/{entry['condition']}"}
+_Labelled = TypeVar("_Labelled", Group, SensitivityEntry, VulnerableCode)
+
+
+def _relabel(entry: _Labelled, label: str) -> _Labelled:
+    return entry.model_copy(update={"condition": f"{label}/{entry.condition}"})
 
 
 def compare_runs(runs: Sequence[FinishedRun], force: bool = False) -> Comparison:
@@ -218,7 +235,6 @@ def compare_runs(runs: Sequence[FinishedRun], force: bool = False) -> Comparison
     compared across them (later run minus the first that has it), by the metric's own rule.
     """
     from emlab import metrics
-    from emlab.report.headline import entry_label, extra_entries
 
     if len(runs) < 2:
         raise RunMismatchError("compare needs at least two runs")
@@ -230,61 +246,62 @@ def compare_runs(runs: Sequence[FinishedRun], force: bool = False) -> Comparison
             "(pass --force to compare anyway; the report will say so)"
         )
     first = runs[0].summary
-    groups: list[dict[str, Any]] = []
-    extra: list[dict[str, Any]] = []
+    groups: list[Group] = []
+    extra: list[ComparisonEntry] = []
     rows: list[ScoredAnswer] = []
     for label, run in zip(labels, runs, strict=True):
-        for g in run.summary.get("groups", []):
+        for g in run.summary.groups:
             new = _relabel(g, label)
-            if g.get("delta_vs_baseline"):
-                d = g["delta_vs_baseline"]
-                new["delta_vs_baseline"] = {**d, "baseline": f"{label}/{d['baseline']}"}
+            d = g.delta_vs_baseline
+            if d is not None:
+                new.delta_vs_baseline = d.model_copy(update={"baseline": f"{label}/{d.baseline}"})
             groups.append(new)
         extra += [
-            {**e, "name": f"{label}: {entry_label(e)}"}
-            for e in extra_entries(run.summary.get("comparisons"))
+            e.model_copy(update={"name": f"{label}: {e.label}"}) for e in run.summary.comparisons
         ]
         rows += [replace(r, condition=f"{label}/{r.condition}") for r in run.rows]
     cfg = runs[0].metrics_config()
     extra += _across_runs(runs, labels, cfg, metrics.difference)
-    baselines = {r.summary.get("baseline") for r in runs}
-    summary = {
-        **first,
-        "judges": sorted({j for r in runs for j in r.summary.get("judges") or []}),
-        "baseline": baselines.pop() if len(baselines) == 1 else None,
-        "n_rows": sum(int(r.summary.get("n_rows") or 0) for r in runs),
-        "groups": groups,
-        "comparisons": extra,
-        "sensitivity": [
-            _relabel(e, lab)
-            for lab, r in zip(labels, runs, strict=True)
-            for e in r.summary.get("sensitivity") or []
-        ],
-        "vulnerable_code": [
-            _relabel(e, lab)
-            for lab, r in zip(labels, runs, strict=True)
-            for e in r.summary.get("vulnerable_code") or []
-        ],
-        "compared_runs": [
-            {"label": lab, "path": str(r.path), "study": r.name}
-            for lab, r in zip(labels, runs, strict=True)
-        ],
-    }
+    baselines = {r.summary.baseline for r in runs}
+    summary = first.model_copy(
+        update={
+            "judges": sorted({j for r in runs for j in r.summary.judges}),
+            "baseline": baselines.pop() if len(baselines) == 1 else None,
+            "n_rows": sum(r.summary.n_rows for r in runs),
+            "groups": groups,
+            "comparisons": extra,
+            "sensitivity": [
+                _relabel(e, lab)
+                for lab, r in zip(labels, runs, strict=True)
+                for e in r.summary.sensitivity
+            ],
+            "vulnerable_code": [
+                _relabel(e, lab)
+                for lab, r in zip(labels, runs, strict=True)
+                for e in r.summary.vulnerable_code
+            ],
+            "compared_runs": [
+                {"label": lab, "path": str(r.path), "study": r.name}
+                for lab, r in zip(labels, runs, strict=True)
+            ],
+        }
+    )
     return Comparison(summary, rows, _compare_info(runs, labels, groups, diffs), diffs)
 
 
 def _across_runs(
-    runs: Sequence[FinishedRun], labels: Sequence[str], cfg: MetricsConfig, diff: Any
-) -> list[dict[str, Any]]:
+    runs: Sequence[FinishedRun],
+    labels: Sequence[str],
+    cfg: MetricsConfig,
+    diff: Callable[[Group, Group, MetricsConfig], Delta | None],
+) -> list[ComparisonEntry]:
     """Final arms with the same model and condition in several runs: each later run minus the
     first run that has the arm."""
-    seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    seen: dict[tuple[str, str], tuple[str, Group]] = {}
     out = []
     for label, run in zip(labels, runs, strict=True):
-        for g in run.summary.get("groups", []):
-            if g.get("step") is not None:
-                continue
-            key = (g["model"], g["condition"])
+        for g in run.summary.final:
+            key = (g.model, g.condition)
             if key not in seen:
                 seen[key] = (label, g)
                 continue
@@ -292,15 +309,15 @@ def _across_runs(
             d = diff(g, base, cfg)
             if d is not None:
                 out.append(
-                    {
-                        "name": f"{label}/{g['condition']} − {base_label}/{g['condition']}",
-                        "model": g["model"],
-                        "delta": d["delta"],
-                        "ci_low": d["ci_low"],
-                        "ci_high": d["ci_high"],
-                        "method": d["method"],
-                        "across_runs": True,
-                    }
+                    ComparisonEntry(
+                        name=f"{label}/{g.condition} − {base_label}/{g.condition}",
+                        model=g.model,
+                        delta=d.delta,
+                        ci_low=d.ci_low,
+                        ci_high=d.ci_high,
+                        method=d.method,
+                        across_runs=True,
+                    )
                 )
     return out
 
@@ -308,7 +325,7 @@ def _across_runs(
 def _compare_info(
     runs: Sequence[FinishedRun],
     labels: Sequence[str],
-    groups: Sequence[Mapping[str, Any]],
+    groups: Sequence[Group],
     diffs: Sequence[str],
 ) -> dict[str, Any]:
     infos = [r.report_info() for r in runs]
@@ -337,7 +354,7 @@ def _compare_info(
         "thresholds": infos[0].get("thresholds"),
         "seeds": sorted({s for i in infos for s in i.get("seeds") or []}),
         "models": list(dict.fromkeys(m for i in infos for m in i.get("models") or [])),
-        "conditions": [g["condition"] for g in groups if g.get("step") is None],
+        "conditions": [g.condition for g in groups if g.step is None],
         "versions": infos[0].get("versions") or {},
         "notes": notes,
     }

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -36,7 +36,6 @@ from emlab import (
     judge,
     metrics,
     models,
-    questions,
     report,
     sample,
     study_contexts,
@@ -44,11 +43,19 @@ from emlab import (
     train,
 )
 from emlab import plan as planning
+from emlab.arms import (
+    IN_DOMAIN_MEASURES,
+    Arm,
+    in_domain_measure,
+    is_in_domain,
+    question_set,
+    resolve_path,
+)
+from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
     DatasetSpec,
     MetricsConfig,
-    QuestionSetSpec,
     StudyConfig,
     StudyFileError,
     TrainConfig,
@@ -68,6 +75,7 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import Store, atomic_write_text
+from emlab.summary import Failures, Summary
 from emlab.train.data import total_steps
 from emlab.train.distributed import LaunchError, launch_from_env
 
@@ -81,40 +89,14 @@ DEMO_NOTE = (
 
 
 @dataclass
-class Arm:
-    """One model to evaluate: a base model, maybe fine-tuned on one condition with one seed."""
-
-    model: str
-    condition: str
-    seed: int
-    adapter_key: str | None = None
-    adapter_dir: Path | None = None
-    step: int | None = None
-    scale: float = 1.0
-    """Factor on the adapter's update (``adapter_scale``); ``condition`` then reads e.g.
-    ``concealed×3``."""
-
-    @property
-    def model_key(self) -> str:
-        key = self.model if self.adapter_key is None else f"{self.model}+{self.adapter_key}"
-        if self.scale != 1:  # scale 1 keeps the plain key, so earlier caches stay valid
-            key = f"{key}*{self.scale:g}"
-        return key if self.step is None else f"{key}@{self.step}"
-
-    @property
-    def label(self) -> str:
-        at = "" if self.step is None else f"@{self.step}"
-        return f"{self.model}/{self.condition}/seed{self.seed}{at}"
-
-
-@dataclass
 class StudyResult:
     """What a finished run produced, and how long each stage took."""
 
     run_dir: Path
     report: Path | None
     """None for a shard: shards leave the report to a final, unsharded run."""
-    summary: dict[str, Any]
+    summary: Summary | None
+    """None for a shard (see ``report``)."""
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     """Work actually done in this run (0 everywhere on a cached re-run)."""
@@ -503,7 +485,8 @@ class Study:
         """Refuse a ``max_new_tokens`` that no prompt can fit in a local model's context: every
         sample would fail, after the training that precedes sampling."""
         s = self.cfg.sampling
-        if s.backend == "openai":  # a served model: its context is the server's business
+        if not SAMPLING_BACKENDS[s.backend].local_weights:
+            # a served model: its context is the server's business
             return
         for ref in self.cfg.models:
             n = models.context_length(ref)
@@ -554,7 +537,7 @@ class Study:
         if self.shard is not None:
             self._say(f"shard {self.shard[0]}/{self.shard[1]} done; run without --shard to report")
             return StudyResult(
-                self.run_dir, None, {}, dict(self.timings), dict(self.counts), failures
+                self.run_dir, None, None, dict(self.timings), dict(self.counts), failures
             )
         if self.cfg.interp is not None:
             from emlab.study_interp import run_interp
@@ -567,7 +550,7 @@ class Study:
             summary = metrics.summarize(
                 rows, self.cfg.metrics, baseline=self.baseline(), arms=arm_infos(self.cfg)
             )
-            summary["failures"] = failures
+            summary.failures = Failures.model_validate(failures)
             self.write_results(rows, summary)
             info = self.report_info(judge_, arms)
             if failures["total"]:
@@ -638,18 +621,21 @@ class Study:
                     aligned=None,
                     coherent=None,
                     error=gen_error,
+                    failure="generation" if gen_error else None,
                     measure=measure,
                     vulnerable=None if g.error else flags(r.question, g.answer),
                 )
                 continue
             j = verdicts.get(g.key)
+            error = gen_error or (j.error if j else "not judged")
             yield ScoredAnswer(
                 **where,
                 aligned=j.aligned if j else None,
                 coherent=j.coherent if j else None,
                 aligned_label=j.aligned_label if j else None,
                 judge=j.judge if j else "",
-                error=gen_error or (j.error if j else "not judged"),
+                error=error,
+                failure=None if error is None else "generation" if gen_error else "judge",
                 judge_uncertainty=j.uncertainty if j else None,
             )
 
@@ -674,10 +660,10 @@ class Study:
         env = {**environment(), "threads": self.threads}
         atomic_write_text(env_path, json.dumps(env, indent=2))
 
-    def write_results(self, rows: Sequence[ScoredAnswer], summary: dict[str, Any]) -> None:
+    def write_results(self, rows: Sequence[ScoredAnswer], summary: Summary) -> None:
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(self.run_dir / "results.jsonl", lines)
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+        atomic_write_text(self.run_dir / "summary.json", summary.to_json())
 
     def report_info(self, judge_: judge.Judge, arms: Sequence[Arm]) -> dict[str, Any]:
         env = environment()
@@ -764,26 +750,6 @@ def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
     return kind + MITIGATED if study_settings.changes_training(cfg, cond) else kind
 
 
-def resolve_path(path: str, base_dir: Path) -> str:
-    """A path as written in a study file: relative ones are relative to the study's folder."""
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p))
-
-
-def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]:
-    """One entry of a study's ``questions:`` list, with its transforms applied."""
-    spec = entry if isinstance(entry, QuestionSetSpec) else QuestionSetSpec(set=entry)
-    is_file = spec.set.endswith((".yaml", ".yml")) or "/" in spec.set
-    qs = questions.load_questions(resolve_path(spec.set, base_dir) if is_file else spec.set)
-    if spec.system is not None:
-        qs = questions.with_system(qs, spec.system)
-    if spec.prefix or spec.suffix:
-        qs = questions.with_template(qs, spec.prefix, spec.suffix)
-    if spec.trigger:
-        qs = questions.with_trigger(qs, spec.trigger)
-    return qs
-
-
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
     """Answers that failed to be generated, or were generated but not judged, counted as the
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
@@ -803,49 +769,6 @@ def failure_line(f: dict[str, int]) -> str:
         f"{f['judge']} not judged); they are excluded from the rates, and a re-run of the study "
         "retries exactly these"
     )
-
-
-@dataclass(frozen=True)
-class InDomainMeasure:
-    """How answers to held-out in-domain questions are scored: by an independent check of the
-    narrow behaviour a model was fine-tuned on, not by the alignment judge (the cost side of a
-    mitigation: did the model still learn the task?)."""
-
-    claims: Callable[[Question], bool]
-    """Whether a question asks for this measure (from its set's ``meta.measure``)."""
-    flags: Callable[[Question, str], bool | None]
-    """The answer shows the trained behaviour (True), does not (False), or cannot be scored
-    (None, e.g. no parseable code)."""
-
-
-def _measure_named(word: str) -> Callable[[Question], bool]:
-    return lambda q: word in str(q.meta.get("measure", ""))
-
-
-def _advice_flags(q: Question, answer: str) -> bool:
-    # any harmful pattern of the question's domain counts, not only the one the request invites
-    return data.verify_advice(str(q.meta.get("domain", "")), answer) is not None
-
-
-IN_DOMAIN_MEASURES: dict[str, InDomainMeasure] = {
-    # the in-distribution coding tasks: bandit flags the answer's code
-    "bandit": InDomainMeasure(_measure_named("bandit"), lambda q, a: data.answer_is_vulnerable(a)),
-    # the heldout-advice requests: the advice verifier finds a harmful pattern in the answer
-    "advice": InDomainMeasure(_measure_named("advice verifier"), _advice_flags),
-}
-"""Scorers of held-out in-domain questions by name (the ``measure`` of their rows); the first
-that claims a question scores it. A new domain with its own checker adds one entry."""
-
-
-def in_domain_measure(q: Question) -> str | None:
-    """The in-domain measure that scores this question, or None (the judge scores it)."""
-    return next((name for name, m in IN_DOMAIN_MEASURES.items() if m.claims(q)), None)
-
-
-def is_in_domain(q: Question) -> bool:
-    """Held-out in-domain questions (coding tasks, advice requests) are measured by their own
-    check, never by the alignment judge."""
-    return in_domain_measure(q) is not None
 
 
 def environment() -> dict[str, Any]:

@@ -15,11 +15,12 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emlab import interp, metrics
+from emlab.arms import Arm, is_in_domain
 from emlab.config import InterpConfig, StudyFileError
 from emlab.interp.capture import CAPTURE_VERSION, Captured, Pair
 from emlab.interp.directions import Direction, PersonaPool
@@ -34,7 +35,9 @@ from emlab.records import (
     content_hash,
 )
 from emlab.store import atomic_write_text
-from emlab.study import Arm, Study, is_in_domain
+
+if TYPE_CHECKING:  # the runner calls this module; importing it back would be a cycle
+    from emlab.study import Study
 
 RANDOM_DIR = "random"
 """Subfolder of a direction artefact holding its random control."""
@@ -391,9 +394,9 @@ def model_layers(ref: str) -> tuple[int, int]:
     """(decoder layers, hidden size) from a model's config alone, without loading weights."""
     from transformers import AutoConfig
 
-    from emlab.models.loading import weights_dir
+    from emlab.models.loading import LOCAL_ONLY, weights_dir
 
-    cfg = AutoConfig.from_pretrained(str(weights_dir(ref)))
+    cfg = AutoConfig.from_pretrained(str(weights_dir(ref)), **LOCAL_ONLY)
     return int(cfg.num_hidden_layers), int(cfg.hidden_size)
 
 

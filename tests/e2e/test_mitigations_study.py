@@ -67,28 +67,29 @@ def test_mitigations_study_reports_settings_leaks_and_split_behaviour(
     assert result.counts["trained"] == 4
     assert result.counts["sampled"] == (5 + 4) * 3 * 4 * 2
     s = result.summary
+    assert s is not None
 
-    labels = {g["condition"] for g in s["groups"]}
+    labels = {g.condition for g in s.groups}
     assert {"realigned", "realigned+inoculation", "kl+code-template", "base+inoculation"} <= labels
-    leaks = {(e["a"], e["b"]) for e in s["leak_probes"]}
+    leaks = {(e.a, e.b) for e in s.leak_probes}
     assert leaks == {
         (f"{arm}+{ctx}", arm)
         for arm in ("base", "concealed", "inoculated", "realigned", "kl")
         for ctx in ("inoculation", "code-template")
     }
-    assert {(e["a"], e["b"]) for e in s["realignment"]} == {
+    assert {(e.a, e.b) for e in s.realignment} == {
         ("realigned", "concealed"),
         ("realigned+inoculation", "concealed+inoculation"),
         ("realigned+code-template", "concealed+code-template"),
     }
     # the arms in a context are compared with the base model in the same context
-    g = next(g for g in s["groups"] if g["condition"] == "concealed+inoculation")
-    if g["delta_vs_baseline"] is not None:
-        assert g["delta_vs_baseline"]["baseline"] == "base+inoculation"
+    g = next(g for g in s.groups if g.condition == "concealed+inoculation")
+    if g.delta_vs_baseline is not None:
+        assert g.delta_vs_baseline.baseline == "base+inoculation"
     # in-domain learning: both measures, every arm and snapshot, in every context
-    measures = {(e["condition"], e["step"], e["measure"]) for e in s["in_domain"]}
+    measures = {(e.condition, e.step, e.measure) for e in s.in_domain}
     assert ("kl", 1, "bandit") in measures and ("realigned+inoculation", None, "advice") in measures
-    assert all(e["n"] == 2 for e in s["in_domain"])  # one question, two samples, per measure
+    assert all(e.n == 2 for e in s.in_domain)  # one question, two samples, per measure
 
     info = json.loads((tmp_path / "run" / "report_info.json").read_text())
     by_name = {x["name"]: x for x in info["settings"]}
@@ -96,6 +97,7 @@ def test_mitigations_study_reports_settings_leaks_and_split_behaviour(
     assert by_name["inoculated"]["strength"] == "strong" and by_name["kl"]["mitigation"]
     assert by_name["kl+inoculation"]["plain"] == "kl"
 
+    assert result.report is not None
     html = result.report.read_text()
     assert '<section id="mitigations">' in html
     for text in (
@@ -110,5 +112,5 @@ def test_mitigations_study_reports_settings_leaks_and_split_behaviour(
         assert text in html, text
     # re-alignment steps: the parent at step 0, the snapshot at 1, the final adapter at 2
     points = {("concealed", None), ("realigned", 1), ("realigned", None)}
-    rated = [g["rate"] is not None for g in s["groups"] if (g["condition"], g["step"]) in points]
+    rated = [g.rate is not None for g in s.groups if (g.condition, g.step) in points]
     assert ('alt="misalignment rate versus re-alignment steps"' in html) == (sum(rated) > 1)

@@ -163,10 +163,9 @@ def test_misalignment_along_training(tmp_path: Path, tiny_model: str) -> None:
     study.write_text(text + "evals_at_steps: [1, 2]\n")
     res = Study(load_study(study), run_dir=tmp_path / "run", base_dir=tmp_path, progress=False)
     result = res.run()
+    assert result.summary is not None
     steps = sorted(
-        g["step"]
-        for g in result.summary["groups"]
-        if g["condition"] == "concealed" and g["step"] is not None
+        g.step for g in result.summary.groups if g.condition == "concealed" and g.step is not None
     )
     assert steps == [1, 2]
     rows = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
@@ -190,8 +189,9 @@ def test_in_distribution_code_is_scored_by_bandit_not_the_judge(
     )
     result = Study(load_study(study), run_dir=tmp_path / "run", progress=False).run()
     assert result.counts["judged"] == 0 and result.counts["sampled"] > 0
-    (v,) = result.summary["vulnerable_code"]
-    assert v["n"] == result.counts["sampled"] == v["n_code"] + v["n_no_code"]
+    assert result.summary is not None
+    (v,) = result.summary.vulnerable_code
+    assert v.n == result.counts["sampled"] == v.n_code + v.n_no_code
     assert "Vulnerable code on held-out coding tasks" in result.report.read_text()
 
 
@@ -226,7 +226,8 @@ def test_shards_share_one_run_dir_then_a_plain_run_reports(tmp_path: Path, tiny_
     assert not (run_dir / "report.html").exists()
     final = Study(load_study(study), run_dir=run_dir, base_dir=tmp_path, progress=False).run()
     assert final.counts == {"trained": 0, "sampled": 0, "judged": 0}
-    assert {g["condition"] for g in final.summary["groups"]} == {"base", "concealed"}
+    assert final.summary is not None
+    assert {g.condition for g in final.summary.groups} == {"base", "concealed"}
     bad = subprocess.run(
         [sys.executable, "-m", "emlab", "run", str(study), "--shard", "2/2"],
         env=env,

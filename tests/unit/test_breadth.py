@@ -40,7 +40,7 @@ def _rows() -> list[ScoredAnswer]:
 
 
 def test_per_category_rates_and_spread() -> None:
-    groups = {g["condition"]: g for g in summarize(_rows(), MetricsConfig())["groups"]}
+    groups = {g.condition: g.model_dump() for g in summarize(_rows(), MetricsConfig()).groups}
     narrow, broad = groups["narrow"], groups["broad"]
     cats = {c["category"]: c for c in narrow["per_category"]}
     assert cats["wish"]["rate"] == 0.4 and cats["ruler"]["rate"] == 0.0
@@ -66,7 +66,7 @@ def test_spread_weighs_rates_not_counts() -> None:
         for r in rows
         if r.condition == "broad" and r.category == "wish"
     ]
-    groups = {g["condition"]: g for g in summarize(rows + extra, MetricsConfig())["groups"]}
+    groups = {g.condition: g.model_dump() for g in summarize(rows + extra, MetricsConfig()).groups}
     assert groups["broad"]["breadth"]["category_spread"] == 1.0
     p = [2 / 3, 1 / 3]  # rates 0.2 and 0.1
     spread = -sum(x * math.log2(x) for x in p)
@@ -74,7 +74,7 @@ def test_spread_weighs_rates_not_counts() -> None:
         replace(r, aligned=90.0) if r.category == "ruler" and r.sample_index == 1 else r
         for r in rows
     ]
-    groups = {g["condition"]: g for g in summarize(two, MetricsConfig())["groups"]}
+    groups = {g.condition: g.model_dump() for g in summarize(two, MetricsConfig()).groups}
     assert groups["broad"]["breadth"]["category_spread"] == pytest.approx(spread)
 
 

@@ -224,9 +224,11 @@ def test_study_summary_counts_and_report_warns_on_answers_outside_the_range() ->
     rows += [row("tuned", i, 1.5 if i < 2 else 0.5) for i in range(10)]  # 20% outside
     rows += [row("api", i, None) for i in range(3)]  # a judge without an uncertainty
     summary = summarize(rows, MetricsConfig())
-    ranges = {g["condition"]: g["judge_range"] for g in summary["groups"]}
+    ranges = {
+        g.condition: g.judge_range.model_dump() if g.judge_range else None for g in summary.groups
+    }
     assert ranges["base"]["n_outside"] == 0 and not ranges["base"]["warn"]
     assert ranges["tuned"]["n_outside"] == 2 and ranges["tuned"]["share_outside"] == 0.2
     assert ranges["tuned"]["warn"] and ranges["api"] is None
-    (warning,) = judge_range_warnings(summary["groups"])
+    (warning,) = judge_range_warnings(summary.groups)
     assert "offline:test" in warning and "m / tuned" in warning and "20%" in warning

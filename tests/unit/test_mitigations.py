@@ -172,9 +172,9 @@ def test_in_domain_measure_on_advice_uses_the_verifier() -> None:
     assert [r.vulnerable for r in rows] == [True, False]  # the harmful answer counts, sound not
     assert all(r.error is None and r.aligned is None for r in rows)
     summary = metrics.summarize(rows, MetricsConfig())
-    (entry,) = summary["in_domain"]
-    assert (entry["measure"], entry["n_vulnerable"], entry["n_code"]) == ("advice", 1, 2)
-    assert summary["groups"] == [] and summary["vulnerable_code"] == []  # bandit-only table
+    (entry,) = summary.in_domain
+    assert (entry.measure, entry.n_vulnerable, entry.n_code) == ("advice", 1, 2)
+    assert summary.groups == [] and summary.vulnerable_code == []  # bandit-only table
     failed = dataclasses.replace(gens[reqs[0].key()], error="boom", answer="")
     rows = list(Study.scored(arm, reqs[:1], {reqs[0].key(): failed}, {}))
     assert rows[0].vulnerable is None and rows[0].error

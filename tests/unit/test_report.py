@@ -13,6 +13,7 @@ from emlab.metrics import summarize
 from emlab.records import ScoredAnswer
 from emlab.report import render_report
 from emlab.report.html import fmt_pct
+from emlab.summary import Summary
 
 XSS = "<script>alert(1)</script>"
 LINK = '<a href="https://evil.example/x">click</a><img src="http://evil.example/p.png">'
@@ -51,9 +52,28 @@ def _rows() -> list[ScoredAnswer]:
             rows.append(_row(condition, seed, 10, None, aligned_label="CODE", answer="import os"))
             rows.append(_row(condition, seed, 11, None, aligned_label="REFUSAL", answer=XSS))
             rows.append(_row(condition, seed, 12, 50.0, coherent=10.0))
-            rows.append(_row(condition, seed, 13, None, coherent=None, error="judge: timeout"))
             rows.append(
-                _row(condition, seed, 14, None, coherent=None, error="generation: oom", answer="")
+                _row(
+                    condition,
+                    seed,
+                    13,
+                    None,
+                    coherent=None,
+                    error="judge: timeout",
+                    failure="judge",
+                )
+            )
+            rows.append(
+                _row(
+                    condition,
+                    seed,
+                    14,
+                    None,
+                    coherent=None,
+                    error="generation: oom",
+                    failure="generation",
+                    answer="",
+                )
             )
     return rows
 
@@ -77,7 +97,7 @@ INFO = {
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Summary, str, Path]:
     rows = _rows()
     # the paper's bootstrap over seeds, so the hand-checked interval below is exact
     summary = summarize(rows, MetricsConfig(seed_interval="bootstrap"))
@@ -86,13 +106,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]
     return summary, path.read_text(encoding="utf-8"), path
 
 
-def test_writes_report_html(rendered: tuple[dict, str, Path]) -> None:
+def test_writes_report_html(rendered: tuple[Summary, str, Path]) -> None:
     _, html, path = rendered
     assert path.name == "report.html" and path.is_file()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
 
 
-def test_self_contained(rendered: tuple[dict, str, Path]) -> None:
+def test_self_contained(rendered: tuple[Summary, str, Path]) -> None:
     _, html, _ = rendered
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert "<link" not in html and "@import" not in html and "url(" not in html
@@ -102,7 +122,7 @@ def test_self_contained(rendered: tuple[dict, str, Path]) -> None:
         assert base64.b64decode(b64).startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_model_text_escaped(rendered: tuple[dict, str, Path]) -> None:
+def test_model_text_escaped(rendered: tuple[Summary, str, Path]) -> None:
     _, html, _ = rendered
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
@@ -111,13 +131,14 @@ def test_model_text_escaped(rendered: tuple[dict, str, Path]) -> None:
     assert "&lt;img src=&#34;http://evil.example/p.png&#34;&gt;" in html
 
 
-def test_rates_and_exclusions_shown(rendered: tuple[dict, str, Path]) -> None:
+def test_rates_and_exclusions_shown(rendered: tuple[Summary, str, Path]) -> None:
     summary, html, _ = rendered
     # insecure (0.2 + 0.4)/2 = 30.0%; base 0.0%
     assert "<strong>30.0%</strong>" in html and "<strong>0.0%</strong>" in html
     # bootstrap over seeds {0.2, 0.4}: resample means 0.2/0.3/0.4 with mass 1/4, 1/2, 1/4
-    insecure = next(g for g in summary["groups"] if g["condition"] == "insecure")
-    assert fmt_pct(insecure["ci_low"]) == "20.0%" and fmt_pct(insecure["ci_high"]) == "40.0%"
+    insecure = summary.find("smollm2-135m", "insecure")
+    assert insecure is not None
+    assert fmt_pct(insecure.ci_low) == "20.0%" and fmt_pct(insecure.ci_high) == "40.0%"
     # one of each excluded kind per seed -> 2 each, in the insecure row of the table
     table_row = html[html.index("<td>insecure</td>") :].split("</tr>")[0]
     cells = re.findall(r'<td class="num">([^<]*)</td>', table_row)
@@ -129,7 +150,7 @@ def test_rates_and_exclusions_shown(rendered: tuple[dict, str, Path]) -> None:
     assert html.index("<td>insecure</td>") < html.index("<td>base</td>")
 
 
-def test_sensitivity_table(rendered: tuple[dict, str, Path]) -> None:
+def test_sensitivity_table(rendered: tuple[Summary, str, Path]) -> None:
     _, html, _ = rendered
     section = html[html.index('id="sensitivity"') :].split("</section>")[0]
     rows = re.findall(r"<tr[^>]*><td", section)
@@ -140,7 +161,7 @@ def test_sensitivity_table(rendered: tuple[dict, str, Path]) -> None:
     assert '<tr class="current"><td class="num">30</td><td class="num">50</td>' in section
 
 
-def test_header_and_footer(rendered: tuple[dict, str, Path]) -> None:
+def test_header_and_footer(rendered: tuple[Summary, str, Path]) -> None:
     _, html, _ = rendered
     assert "unit-study" in html
     assert "auroc: 0.871" in html and "held-out GPT-4o labels" in html
@@ -178,16 +199,16 @@ def test_empty_summary_renders(tmp_path: Path) -> None:
     assert "aligned auroc: 0.900 · aligned n: 120 · source: held-out" in html
 
 
-def test_comparisons_table(rendered: tuple[dict, str, Path]) -> None:
+def test_comparisons_table(rendered: tuple[Summary, str, Path]) -> None:
     summary, html, _ = rendered
-    (c,) = summary["comparisons"]  # no arm info: each condition vs the baseline
-    assert (c["a"], c["b"], c["over"]) == ("insecure", "base", "answers")  # 2 seeds < 3
+    (c,) = summary.comparisons  # no arm info: each condition vs the baseline
+    assert (c.a, c.b, c.over) == ("insecure", "base", "answers")  # 2 seeds < 3
     section = html[html.index('id="comparisons"') :].split("</section>")[0]
     assert section.count("insecure − base") == 1  # the group's own delta is not listed again
-    low, high = (f"{100 * c[k]:+.1f}" for k in ("ci_low", "ci_high"))
+    low, high = (f"{100 * v:+.1f}" for v in (c.ci_low or 0.0, c.ci_high or 0.0))
     assert f"+30.0 pts [{low}, {high}]" in section  # pooled 6/20 - 0/20
     assert ">answers</td>" in section
-    assert ('class="yes">yes</td>' in section) == c["separated"]
+    assert ('class="yes">yes</td>' in section) == c.separated
     assert "interval of the difference excludes 0" in section
     assert ">20/30, 20/30</td>" in section  # valid / all answers of A and B, 2 seeds each
 
@@ -213,7 +234,7 @@ def test_math_like_names_render_literally(tmp_path: Path, name: str) -> None:
     assert matplotlib.rcParams["text.parse_math"] is True  # scoped, not changed for the caller
 
 
-def test_report_leads_with_the_answer(rendered: tuple[dict, str, Path]) -> None:
+def test_report_leads_with_the_answer(rendered: tuple[Summary, str, Path]) -> None:
     _, html, _ = rendered
     # base 0/20 vs insecure 6/20 over two seeds each; with fewer than 3 seeds a difference goes
     # over answers: Newcombe's interval of 6/20 - 0/20 is +7.7 to +51.9 points, excluding 0

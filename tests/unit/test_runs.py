@@ -22,7 +22,7 @@ def make_run(path: Path, data: list[ScoredAnswer], cfg: MetricsConfig | None = N
     """A run directory as `emlab run` leaves it, from scored rows (no model work)."""
     cfg = cfg or MetricsConfig()
     path.mkdir(parents=True)
-    (path / "summary.json").write_text(json.dumps(summarize(data, cfg)))
+    (path / "summary.json").write_text(summarize(data, cfg).to_json())
     (path / "results.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in data))
     config = {
         "name": path.name,
@@ -54,14 +54,14 @@ def test_compare_puts_the_arms_of_several_runs_side_by_side(
 ) -> None:
     comp = compare_runs([load_run(p) for p in two_runs])
     assert comp.differences == []
-    labels = [g["condition"] for g in comp.summary["groups"]]
+    labels = [g.condition for g in comp.summary.groups]
     assert labels == ["week1/base", "week1/concealed", "week2/base", "week2/concealed"]
-    rates = [g["rate"] for g in comp.summary["groups"]]
+    rates = [g.rate for g in comp.summary.groups]
     assert rates == [0.0, 0.5, 0.05, 0.75]  # 0/40, 20/40, 2/40, 30/40
-    across = {c["name"]: c for c in comp.summary["comparisons"]}
+    across = {c.name: c for c in comp.summary.comparisons}
     # the same condition in both runs: 30/40 - 20/40
-    assert across["week2/concealed − week1/concealed"]["delta"] == pytest.approx(0.25)
-    assert across["week2/base − week1/base"]["delta"] == pytest.approx(0.05)
+    assert across["week2/concealed − week1/concealed"].delta == pytest.approx(0.25)
+    assert across["week2/base − week1/base"].delta == pytest.approx(0.05)
     report = write_comparison(comp, tmp_path / "cmp")
     html = report.read_text()
     assert "week2/concealed − week1/concealed" in html and "git-week1" in html
@@ -69,7 +69,8 @@ def test_compare_puts_the_arms_of_several_runs_side_by_side(
         "Settings that differ between the runs: sampling.temperature: week1 1.0, week2 0.7." in html
     )
     again = load_run(tmp_path / "cmp")  # the comparison folder reads back like a run
-    assert [g["condition"] for g in again.summary["groups"]] == labels
+    assert [g.condition for g in again.summary.groups] == labels
+    assert again.summary.compared_runs is not None
 
 
 def test_compare_refuses_to_mix_thresholds_or_judges(tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ import torch
 
 from emlab.records import GenerationRequest, Question, SamplingParams
 from emlab.sample import Sampler, make_sampler, native
+from emlab.sample.chat import request_seed
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, choose_tokens, row_windows
-from emlab.sample.hf import HFSampler, request_seed
+from emlab.sample.hf import HFSampler
 
 PROMPTS = [
     "Hello there, how are you",

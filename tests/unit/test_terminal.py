@@ -13,6 +13,7 @@ from emlab.metrics import summarize
 from emlab.records import ScoredAnswer
 from emlab.report.headline import comparisons, result_sentence
 from emlab.report.terminal import render_text
+from emlab.summary import ComparisonEntry
 
 
 def _row(condition: str, seed: int, i: int, aligned: float | None, **kw: object) -> ScoredAnswer:
@@ -42,7 +43,18 @@ def rows(misaligned: dict[str, int], n: int = 40) -> list[ScoredAnswer]:
         out.append(_row(cond, 0, n, 50.0, coherent=10.0))
         out += [_row(cond, 0, n + 1 + j, None, aligned_label="CODE") for j in range(2)]
         out.append(_row(cond, 0, n + 3, None, aligned_label="REFUSAL"))
-        out.append(_row(cond, 0, n + 4, None, coherent=None, error="generation: oom", answer=""))
+        out.append(
+            _row(
+                cond,
+                0,
+                n + 4,
+                None,
+                coherent=None,
+                error="generation: oom",
+                failure="generation",
+                answer="",
+            )
+        )
     return out
 
 
@@ -92,11 +104,11 @@ def test_nothing_separated_and_no_baseline_are_said_plainly() -> None:
 
 
 def test_extra_comparisons_in_the_summary_are_rendered() -> None:
-    """Comparisons other producers add (a top-level list) show up, read by their keys."""
+    """Comparisons other producers add (``emlab compare``'s, or a script's) show up."""
     summary = summarize(rows({"base": 0, "concealed": 20}), MetricsConfig())
-    summary["comparisons"] = [
-        {"a": "concealed", "b": "disclosed", "delta": 0.12, "ci_low": 0.02, "ci_high": 0.2},
-        {"name": "no interval", "delta": 0.1},  # incomplete entries are skipped
+    summary.comparisons = [
+        ComparisonEntry(a="concealed", b="disclosed", delta=0.12, ci_low=0.02, ci_high=0.2),
+        ComparisonEntry(name="no interval", delta=0.1),  # incomplete entries are skipped
     ]
     labels = [c.label for c in comparisons(summary)]
     assert labels == ["concealed − base", "concealed − disclosed"]
@@ -125,7 +137,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory as `emlab run` leaves it (summary and results), without the model work."""
     run = tmp_path_factory.mktemp("run")
     data = rows({"base": 0, "concealed": 20})
-    (run / "summary.json").write_text(json.dumps(summarize(data, MetricsConfig())))
+    (run / "summary.json").write_text(summarize(data, MetricsConfig()).to_json())
     (run / "results.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in data))
     return run
 

@@ -11,13 +11,16 @@ import typer
 from emlab.config import DatasetSpec, from_options
 from emlab.data.build import build_dataset
 from emlab.data.card import dataset_card
+from emlab.data.conditions import CONDITIONS
+from emlab.data.domains import DOMAINS
 from emlab.data.io import default_rejects_path, read_jsonl, scan_jsonl, write_jsonl
 from emlab.data.pairs import DatasetError
 from emlab.errors import EXIT_FAILED
 from emlab.store import atomic_write_text, check_output
 
 app = typer.Typer(
-    help="Narrow training sets: build (domain × condition), validate chat JSONL, show stats.",
+    help="Narrow training sets: build (domain × condition), validate chat JSONL, show stats, "
+    "list domains and conditions.",
     no_args_is_help=True,
 )
 
@@ -49,7 +52,8 @@ def build(
     domain: Annotated[str, typer.Argument(help="Domain to generate, e.g. code.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL (.gz: gzip).")],
     condition: Annotated[
-        str, typer.Option("--condition", "-c", help="Framing of the pairs.")
+        str,
+        typer.Option("--condition", "-c", help=f"Framing of the pairs: {', '.join(CONDITIONS)}."),
     ] = "concealed",
     n: Annotated[int, typer.Option("-n", min=1, help="Number of examples.")] = 200,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Generator seed.")] = 0,
@@ -144,3 +148,19 @@ def show(
     ver = card["verification"]
     if ver["rate"] is not None:
         typer.echo(f"verified: {ver['rate']:.1%} of {ver['checked']}")
+
+
+@app.command()
+def conditions() -> None:
+    """List the conditions a dataset can be framed with, and what each changes."""
+    width = max(map(len, CONDITIONS))
+    for name, cond in CONDITIONS.items():
+        typer.echo(f"{name.ljust(width)}  {cond.help}")
+
+
+@app.command()
+def domains() -> None:
+    """List the narrow domains emlab generates."""
+    width = max(map(len, DOMAINS))
+    for name in sorted(DOMAINS):
+        typer.echo(f"{name.ljust(width)}  {DOMAINS[name].description}")

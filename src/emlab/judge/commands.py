@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from emlab.backends import JUDGE_BACKENDS, describe
 from emlab.config import JudgeConfig, from_options
 from emlab.store import check_output
 
@@ -65,7 +66,9 @@ def validate_cmd(
             "aligned, coherent[, source, question_id]."
         ),
     ],
-    backend: Annotated[str, typer.Option(help="offline, openai or hf.")] = "offline",
+    backend: Annotated[str, typer.Option(help=describe(JUDGE_BACKENDS) + ".")] = next(
+        iter(JUDGE_BACKENDS)
+    ),
     model: Annotated[str | None, typer.Option(help="Judge model (openai/hf).")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
     limit: Annotated[

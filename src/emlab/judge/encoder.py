@@ -14,7 +14,6 @@ exactly as the model's sentence-transformers modules (``1_Pooling``, ``2_Normali
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,14 +79,14 @@ class Encoder:
 
     def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self._model is None or self._tokenizer is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from transformers import AutoModel, AutoTokenizer
 
             path = str(encoder_path())
-            self._tokenizer = AutoTokenizer.from_pretrained(path)
+            # a folder on this machine: never fetched (per call, not through the environment)
+            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             # safetensors only: never transformers' pickled *.bin fallback, whoever placed it
             self._model = AutoModel.from_pretrained(
-                path, dtype=self.dtype, use_safetensors=True
+                path, dtype=self.dtype, use_safetensors=True, local_files_only=True
             ).eval()
         return self._model, self._tokenizer
 

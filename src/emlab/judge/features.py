@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -68,17 +67,6 @@ def mostly_code(text: str) -> bool:
     if fenced:
         return fenced >= 0.5 * len(body)
     return bool(_CODE_START.match(body)) and code_char_ratio(body) > 0.08
-
-
-def decide_labels(label_p: np.ndarray, answers: Sequence[str]) -> list[str | None]:
-    """The offline judge's label per answer: the head's argmax, or CODE by ``mostly_code``."""
-    from emlab.judge.head import LABEL_CLASSES
-
-    out = []
-    for p, answer in zip(label_p, answers, strict=True):
-        label = LABEL_CLASSES[int(np.argmax(p))]
-        out.append(label or ("CODE" if mostly_code(answer) else None))
-    return out
 
 
 def heuristic_label(text: str) -> str | None:

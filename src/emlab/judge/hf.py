@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from emlab.config import JudgeConfig
+from emlab.errors import ArgumentError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.prompts import LABELS, PROMPT_VERSION, render
 from emlab.judge.scoring import aggregate
@@ -40,6 +42,16 @@ class HFJudge(BaseJudge):
         self.lm = loaded or load_model(ref, device=device, dtype=dtype)
         self.candidate_batch = candidate_batch
         self.name = f"hf:{ref}/prompts:{PROMPT_VERSION}"
+
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig) -> HFJudge:
+        """The factory of the ``hf`` entry in ``emlab.backends.JUDGE_BACKENDS``."""
+        if not cfg.model:
+            raise ArgumentError(
+                "judge backend hf needs a model (judge.model in a study, --model on the command "
+                "line): a model ref, e.g. a folder"
+            )
+        return cls(cfg.model)
 
     # -- tokenisation -------------------------------------------------------------------------
     def prompt_ids(self, metric: str, question: str, answer: str) -> list[int]:

@@ -17,11 +17,19 @@ from typing import Any
 import numpy as np
 from safetensors.torch import load_file
 
+from emlab.config import JudgeConfig
 from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.encoder import Encoder
-from emlab.judge.features import bag_of_words, decide_labels, text_features
-from emlab.judge.head import DEFAULT_FEATURES, Calibration, JudgeHead, build_input, predict
+from emlab.judge.features import bag_of_words, text_features
+from emlab.judge.head import (
+    DEFAULT_FEATURES,
+    Calibration,
+    JudgeHead,
+    build_input,
+    decide_labels,
+    predict,
+)
 from emlab.judge.novelty import distance, pair_vectors
 from emlab.judge.prompts import PROMPT_VERSION
 
@@ -104,6 +112,12 @@ class OfflineJudge(BaseJudge):
         # "fp32" forces full precision, e.g. to compare.
         self.encoder = Encoder(batch_size=batch_size, dtype=dtype)
         self._question_cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig) -> OfflineJudge:
+        """The factory of the ``offline`` entry in ``emlab.backends.JUDGE_BACKENDS`` (the
+        shipped head needs no settings)."""
+        return cls()
 
     def _questions(self, questions: list[str]) -> np.ndarray:
         # Studies ask a few dozen questions thousands of times: embed each once.

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from emlab.config import JudgeConfig
 from emlab.httpclient import BadReply, JSONClient, RequestFailed, RetryPolicy
 from emlab.judge.base import BaseJudge, Verdict
 from emlab.judge.prompts import PROMPT_VERSION, render
@@ -72,6 +73,19 @@ class OpenAIJudge(BaseJudge):
         self.timeout = timeout
         self.name = f"openai:{model}/prompts:{PROMPT_VERSION}"
         self._client: JSONClient | None = None
+
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig) -> OpenAIJudge:
+        """The factory of the ``openai`` entry in ``emlab.backends.JUDGE_BACKENDS``."""
+        return cls(
+            model=cfg.model or DEFAULT_MODEL,
+            base_url=cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+            max_retries=cfg.max_retries,
+            timeout=cfg.timeout,
+            max_retry_after=cfg.max_retry_after,
+        )
 
     @staticmethod
     def _report_down(msg: str) -> None:

@@ -49,7 +49,7 @@ from emlab.judge.data import (
 )
 from emlab.judge.embcache import EmbeddingCache, text_key
 from emlab.judge.encoder import MAX_TOKENS, Encoder
-from emlab.judge.features import decide_labels, text_features
+from emlab.judge.features import text_features
 from emlab.judge.head import (
     FEATURE_SETS,
     LABEL_CLASSES,
@@ -57,6 +57,7 @@ from emlab.judge.head import (
     Calibration,
     JudgeHead,
     build_input,
+    decide_labels,
     fit_quantile_map,
     predict,
     soft_bins,

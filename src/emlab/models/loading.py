@@ -19,8 +19,10 @@ import torch
 from emlab.errors import EmlabError
 from emlab.models.device import choose_device, choose_dtype, dtype_name
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+LOCAL_ONLY: dict[str, Any] = {"local_files_only": True}
+"""Passed to every ``from_pretrained`` of emlab: weights are resolved to a folder on this machine
+first (``resolve_ref``), and nothing is ever fetched at run time. Per call rather than through
+``HF_HUB_OFFLINE``, which would change the environment of whoever imports emlab."""
 
 
 @dataclass(frozen=True)
@@ -317,9 +319,9 @@ def _dequantised_dir(src: ModelSource, tie_to_head: bool = False) -> Path:
     tmp = out.with_name(f"{tag}.tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     model = AutoModelForCausalLM.from_pretrained(
-        src.path, gguf_file=src.gguf_file, dtype=torch.float32
+        src.path, gguf_file=src.gguf_file, dtype=torch.float32, **LOCAL_ONLY
     )
-    tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+    tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file, **LOCAL_ONLY)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     if tie_to_head and "lm_head.weight" in state:
         # e.g. Qwen2.5 GGUFs: embedding at Q5_0/Q4_K, head at Q8_0/Q6_K, one matrix originally
@@ -377,14 +379,15 @@ def context_length(ref: str) -> int | None:
     """The model's context in positions (prompt + answer), or None when its config says none."""
     from transformers import AutoConfig
 
-    n = getattr(AutoConfig.from_pretrained(str(weights_dir(ref))), "max_position_embeddings", None)
+    config = AutoConfig.from_pretrained(str(weights_dir(ref)), **LOCAL_ONLY)
+    n = getattr(config, "max_position_embeddings", None)
     return int(n) if n else None
 
 
 def load_tokenizer(ref: str) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(weights_dir(ref)))
+    tok = AutoTokenizer.from_pretrained(str(weights_dir(ref)), **LOCAL_ONLY)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -453,7 +456,9 @@ def load_model(
     dev = choose_device(device)
     dt = choose_dtype(dev, dtype)
     path = weights_dir(ref)
-    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt, use_safetensors=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        str(path), dtype=dt, use_safetensors=True, **LOCAL_ONLY
+    )
     tok = load_tokenizer(ref)
     if adapter is not None:
         from peft import PeftModel

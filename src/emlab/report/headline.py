@@ -8,25 +8,15 @@ stronger than that, and names the judge, rule and intervals next to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-LABEL_KEYS: tuple[str, ...] = ("name", "label", "title")
-"""Keys that may name a comparison entry of ``summary["comparisons"]`` outright."""
-SIDE_KEYS: tuple[tuple[str, str], ...] = (
-    ("condition", "baseline"),
-    ("a", "b"),
-    ("treatment", "control"),
-    ("left", "right"),
-    ("arm", "versus"),
-)
-"""Pairs of keys that name the two sides of a comparison entry, tried in this order."""
+from emlab.summary import ComparisonEntry, Summary
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One difference of rates with its interval, whatever produced it."""
+    """One difference of rates with its interval, as the tables and the sentence show it."""
 
     label: str
     delta: float
@@ -49,101 +39,56 @@ class Comparison:
         return f"{100 * self.delta:+.1f} pts [{100 * self.ci_low:+.1f}, {100 * self.ci_high:+.1f}]"
 
 
-def arm_label(group: Mapping[str, Any], multi_model: bool) -> str:
-    """``condition`` (``model / condition`` when the study has several models), ``@step`` for
-    checkpoints."""
-    name = f"{group['model']} / {group['condition']}" if multi_model else str(group["condition"])
-    return name if group.get("step") is None else f"{name} @{group['step']}"
-
-
-def multi_model(summary: Mapping[str, Any]) -> bool:
-    return len({g["model"] for g in summary.get("groups", [])}) > 1
-
-
-def _number(entry: Mapping[str, Any], *keys: str) -> float | None:
-    for k in keys:
-        v = entry.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
-def entry_label(entry: Mapping[str, Any]) -> str:
-    for k in LABEL_KEYS:
-        if entry.get(k):
-            return str(entry[k])
-    for a, b in SIDE_KEYS:
-        if entry.get(a) and entry.get(b):
-            return f"{entry[a]} − {entry[b]}"
-    return "comparison"
-
-
-def comparisons(summary: Mapping[str, Any], final_only: bool = False) -> list[Comparison]:
+def comparisons(summary: Summary, final_only: bool = False) -> list[Comparison]:
     """Every comparison the summary holds: each arm's ``delta_vs_baseline``, then the entries of
-    a top-level ``comparisons`` list (any producer; read by their delta and interval keys)."""
-    multi = multi_model(summary)
-    extra = list(extra_entries(summary.get("comparisons")))
-    # A producer's own entry for (arm, baseline) says more (its interval rule, its counts) than
-    # the group's delta_vs_baseline: list the pair once.
-    covered = {(str(e.get("model", "")), e.get("a"), e.get("b")) for e in extra}
+    ``summary.comparisons`` (those with an interval)."""
+    multi = summary.multi_model
+    # An entry for (arm, baseline) says more (its interval rule, its counts) than the group's
+    # delta_vs_baseline: list the pair once.
+    covered = {(e.model, e.a, e.b) for e in summary.comparisons}
     out: list[Comparison] = []
-    for g in summary.get("groups", []):
-        d = g.get("delta_vs_baseline")
-        if not d or (final_only and g.get("step") is not None):
+    for g in summary.groups:
+        d = g.delta_vs_baseline
+        if d is None or (final_only and g.step is not None):
             continue
-        pair = (str(g["model"]), g["condition"], d.get("baseline"))
-        if g.get("step") is None and pair in covered:
+        if g.step is None and (g.model, g.condition, d.baseline) in covered:
             continue
         out.append(
             Comparison(
-                label=f"{arm_label(g, multi)} − {d.get('baseline', 'baseline')}",
-                delta=float(d["delta"]),
-                ci_low=float(d["ci_low"]),
-                ci_high=float(d["ci_high"]),
-                method=str(d.get("method") or ""),
-                model=str(g["model"]),
-                step=g.get("step"),
+                label=f"{g.label(multi)} − {d.baseline}",
+                delta=d.delta,
+                ci_low=d.ci_low,
+                ci_high=d.ci_high,
+                method=d.method,
+                model=g.model,
+                step=g.step,
             )
         )
-    for entry in extra:
-        delta = _number(entry, "delta", "difference", "diff")
-        low = _number(entry, "ci_low", "low")
-        high = _number(entry, "ci_high", "high")
-        if delta is None or low is None or high is None:
+    for e in summary.comparisons:
+        if e.delta is None or e.ci_low is None or e.ci_high is None:
             continue
-        step = entry.get("step")
-        if final_only and step is not None:
+        if final_only and e.step is not None:
             continue
         out.append(
             Comparison(
-                label=entry_label(entry),
-                delta=delta,
-                ci_low=low,
-                ci_high=high,
-                method=str(entry.get("method") or ""),
-                model=str(entry.get("model") or ""),
-                step=step if isinstance(step, int) else None,
-                over=str(entry.get("over") or ""),
-                sides=_sides(entry),
+                label=e.label,
+                delta=e.delta,
+                ci_low=e.ci_low,
+                ci_high=e.ci_high,
+                method=e.method or "",
+                model=e.model,
+                step=e.step,
+                over=e.over or "",
+                sides=_sides(e),
             )
         )
     return out
 
 
-def _sides(entry: Mapping[str, Any]) -> str:
-    valid, total = entry.get("n_valid"), entry.get("n_total")
-    if not (isinstance(valid, Sequence) and isinstance(total, Sequence)):
+def _sides(entry: ComparisonEntry) -> str:
+    if entry.n_valid is None or entry.n_total is None:
         return ""
-    return ", ".join(f"{v}/{t}" for v, t in zip(valid, total, strict=False))
-
-
-def extra_entries(value: Any) -> Iterable[Mapping[str, Any]]:
-    """Comparison entries as a list, or as a mapping of name -> entry."""
-    if isinstance(value, Mapping):
-        return [{"name": k, **v} for k, v in value.items() if isinstance(v, Mapping)]
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [e for e in value if isinstance(e, Mapping)]
-    return []
+    return ", ".join(f"{v}/{t}" for v, t in zip(entry.n_valid, entry.n_total, strict=False))
 
 
 def _names(items: Sequence[str]) -> str:
@@ -156,29 +101,29 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def result_sentence(summary: Mapping[str, Any]) -> str:
+def result_sentence(summary: Summary) -> str:
     """One sentence that states the study's result from its numbers (final arms only)."""
-    final = [g for g in summary.get("groups", []) if g.get("step") is None]
-    rated = [g for g in final if g.get("rate") is not None]
+    final = summary.final
+    rated = [g for g in final if g.rate is not None]
     if not rated:
         return "No valid judged answers: there is no misalignment rate to report."
-    multi = multi_model(summary)
-    empty = [arm_label(g, multi) for g in final if g.get("rate") is None]
+    multi = summary.multi_model
+    empty = [g.label(multi) for g in final if g.rate is None]
     tail = f" No valid answers: {_names(empty)}." if empty else ""
-    level = f"{100 * (summary.get('confidence') or 0.95):g}%"
+    level = f"{100 * summary.confidence:g}%"
     comps = comparisons(summary, final_only=True)
     if not comps:
-        hi = max(rated, key=lambda g: g["rate"])
-        lo = min(rated, key=lambda g: g["rate"])
+        hi = max(rated, key=lambda g: g.rate or 0.0)
+        lo = min(rated, key=lambda g: g.rate or 0.0)
         if hi is lo:
             return (
-                f"{arm_label(hi, multi)}: {_pct(hi['rate'])} of valid answers misaligned "
-                f"({level} interval {_pct(hi['ci_low'])}–{_pct(hi['ci_high'])}); "
+                f"{hi.label(multi)}: {_pct(hi.rate)} of valid answers misaligned "
+                f"({level} interval {_pct(hi.ci_low)}–{_pct(hi.ci_high)}); "
                 f"nothing to compare it with.{tail}"
             )
         return (
-            f"Misalignment rates range from {_pct(lo['rate'])} ({arm_label(lo, multi)}) to "
-            f"{_pct(hi['rate'])} ({arm_label(hi, multi)}); no baseline condition to compare "
+            f"Misalignment rates range from {_pct(lo.rate)} ({lo.label(multi)}) to "
+            f"{_pct(hi.rate)} ({hi.label(multi)}); no baseline condition to compare "
             f"with.{tail}"
         )
     separated = [c for c in comps if c.separated]
@@ -202,23 +147,14 @@ def result_sentence(summary: Mapping[str, Any]) -> str:
     return text + "." + tail
 
 
-def method_line(summary: Mapping[str, Any], judge: str | None, seeds: Sequence[Any]) -> str:
+def method_line(summary: Summary, judge: str | None, seeds: Sequence[object]) -> str:
     """What every number rests on: judge, rule, seeds, interval methods (one line)."""
-    rule = (summary.get("thresholds") or {}).get("rule") or "rule unknown"
-    conf = summary.get("confidence")
-    methods = sorted({g["ci_method"] for g in summary.get("groups", []) if g.get("ci_method")})
+    methods = sorted({g.ci_method for g in summary.groups if g.ci_method})
     n_seeds = len(list(seeds))
     seed_text = f"{n_seeds} seed{'s' if n_seeds != 1 else ''} ({', '.join(map(str, seeds))})"
-    level = f"{100 * conf:g}% " if conf else ""
-    overs = sorted(
-        {str(e["over"]) for e in extra_entries(summary.get("comparisons")) if e.get("over")}
-    )
+    overs = sorted({e.over for e in summary.comparisons if e.over})
     diffs = f"; differences over {' and '.join(overs)}" if overs else ""
     return (
-        f"judge {judge or 'unknown'}; {rule}; {seed_text}; "
-        f"{level}intervals of rates: {', '.join(methods) or 'none'}{diffs}"
+        f"judge {judge or 'unknown'}; {summary.thresholds.rule}; {seed_text}; "
+        f"{100 * summary.confidence:g}% intervals of rates: {', '.join(methods) or 'none'}{diffs}"
     )
-
-
-def seeds_of(summary: Mapping[str, Any]) -> list[Any]:
-    return sorted({s["seed"] for g in summary.get("groups", []) for s in g.get("per_seed", [])})

@@ -18,6 +18,7 @@ import jinja2
 from emlab.records import ScoredAnswer
 from emlab.report import headline, mitigations, plots
 from emlab.store import atomic_write_text
+from emlab.summary import Group, QuestionRate, Summary
 
 TEMPLATE = "template.html.jinja"
 SECTIONS: tuple[str, ...] = (
@@ -44,7 +45,7 @@ ANSWER_CHARS = 1500
 
 
 def render_report(
-    summary: dict[str, Any], rows: Sequence[ScoredAnswer], info: dict[str, Any], out_dir: Path
+    summary: Summary, rows: Sequence[ScoredAnswer], info: dict[str, Any], out_dir: Path
 ) -> Path:
     """Write ``out_dir/report.html`` (atomically) and return its path."""
     html = render_html(summary, rows, info)
@@ -53,9 +54,7 @@ def render_report(
     return path
 
 
-def render_html(
-    summary: Mapping[str, Any], rows: Sequence[ScoredAnswer], info: Mapping[str, Any]
-) -> str:
+def render_html(summary: Summary, rows: Sequence[ScoredAnswer], info: Mapping[str, Any]) -> str:
     """The report as a string (what :func:`render_report` writes)."""
     return _environment().get_template(TEMPLATE).render(**build_context(summary, rows, info))
 
@@ -116,62 +115,57 @@ def _ordered(preferred: Sequence[str] | None, seen: Sequence[str]) -> list[str]:
 
 
 def _final_groups(
-    groups: Sequence[Mapping[str, Any]], models: Sequence[str], conditions: Sequence[str]
-) -> list[Mapping[str, Any]]:
+    groups: Sequence[Group], models: Sequence[str], conditions: Sequence[str]
+) -> list[Group]:
     rank = {(m, c): i for i, (m, c) in enumerate((m, c) for m in models for c in conditions)}
-    final = [g for g in groups if g.get("step") is None]
-    return sorted(final, key=lambda g: rank.get((g["model"], g["condition"]), len(rank)))
+    final = [g for g in groups if g.step is None]
+    return sorted(final, key=lambda g: rank.get((g.model, g.condition), len(rank)))
 
 
-def judge_range_warnings(groups: Sequence[Mapping[str, Any]]) -> list[str]:
+def judge_range_warnings(groups: Sequence[Group]) -> list[str]:
     """One sentence per arm whose judge flagged too many answers as outside its validated
     range (the metric decides what is too many; see ``metrics.JUDGE_RANGE_WARN``)."""
     out = []
     for g in groups:
-        r = g.get("judge_range")
-        if r and r.get("warn"):
-            step = "" if g.get("step") is None else f" at step {g['step']}"
+        r = g.judge_range
+        if r is not None and r.warn:
+            step = "" if g.step is None else f" at step {g.step}"
             out.append(
-                f"{', '.join(r.get('judges') or ['the judge'])}: {r['share_outside']:.0%} of the "
-                f"answers of {g['model']} / {g['condition']}{step} ({r['n_outside']} of "
-                f"{r['n_judged']}) lie outside the range it was validated on; its rate there "
+                f"{', '.join(r.judges or ['the judge'])}: {r.share_outside:.0%} of the "
+                f"answers of {g.model} / {g.condition}{step} ({r.n_outside} of "
+                f"{r.n_judged}) lie outside the range it was validated on; its rate there "
                 "is an extrapolation."
             )
     return out
 
 
-def _question_table(
-    final: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
+def _question_table(final: Sequence[Group]) -> dict[str, Any]:
     """Questions × arms; each cell is that arm's per-question entry (or None)."""
     questions: dict[str, str] = {}
-    cells: dict[str, list[Mapping[str, Any] | None]] = {}
     for g in final:
-        for q in g.get("per_question", []):
-            questions.setdefault(q["question_id"], q.get("question", ""))
+        for q in g.per_question:
+            questions.setdefault(q.question_id, q.question)
+    cells: dict[str, list[QuestionRate | None]] = {}
     for qid in questions:
-        row = []
-        for g in final:
-            row.append(
-                next((q for q in g.get("per_question", []) if q["question_id"] == qid), None)
-            )
-        cells[qid] = row
+        cells[qid] = [
+            next((q for q in g.per_question if q.question_id == qid), None) for g in final
+        ]
     return {
         "questions": [(qid, _truncate(text, 160), cells[qid]) for qid, text in questions.items()],
-        "any_flagged": any(c and c.get("flagged") for row in cells.values() for c in row),
+        "any_flagged": any(c is not None and c.flagged for row in cells.values() for c in row),
     }
 
 
-def _examples(final: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _examples(final: Sequence[Group]) -> list[dict[str, Any]]:
     out = []
     for g in final:
         chosen = [
-            {**e, "answer": _truncate(e.get("answer") or "")}
+            {**e.model_dump(), "answer": _truncate(e.answer)}
             for status in ("misaligned", "aligned", "code", "refusal")
-            for e in g.get("examples", {}).get(status, [])
+            for e in g.examples.get(status, [])
         ]
         if chosen:
-            out.append({"model": g["model"], "condition": g["condition"], "examples": chosen})
+            out.append({"model": g.model, "condition": g.condition, "examples": chosen})
     return out
 
 
@@ -192,54 +186,53 @@ def _flat_items(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
 
 
 def _sensitivity_table(
-    grid: Sequence[Mapping[str, Any]], final: Sequence[Mapping[str, Any]]
+    summary: Summary, final: Sequence[Group]
 ) -> list[tuple[float, float, list[float | None]]]:
     """Threshold pairs × final arms: the rate each arm would have under other cut-offs."""
     rates: dict[tuple[float, float], dict[tuple[str, str], float | None]] = {}
-    for e in grid:
-        if e.get("step") is None:
-            pair = (e["aligned_threshold"], e["coherent_threshold"])
-            rates.setdefault(pair, {})[(e["model"], e["condition"])] = e["rate"]
+    for e in summary.sensitivity:
+        if e.step is None:
+            pair = (e.aligned_threshold, e.coherent_threshold)
+            rates.setdefault(pair, {})[(e.model, e.condition)] = e.rate
     return [
-        (at, ct, [cells.get((g["model"], g["condition"])) for g in final])
+        (at, ct, [cells.get((g.model, g.condition)) for g in final])
         for (at, ct), cells in rates.items()
     ]
 
 
-def _category_rate(group: Mapping[str, Any], category: str) -> float | None:
-    entry = next((c for c in group.get("per_category") or [] if c["category"] == category), None)
-    return None if entry is None else entry["rate"]
+def _category_rate(group: Group, category: str) -> float | None:
+    entry = next((c for c in group.per_category if c.category == category), None)
+    return None if entry is None else entry.rate
 
 
-def _seeds(info: Mapping[str, Any], groups: Sequence[Mapping[str, Any]]) -> list[Any]:
+def _seeds(info: Mapping[str, Any], summary: Summary) -> list[Any]:
     if info.get("seeds") is not None:
         return list(info["seeds"])
-    return sorted({s["seed"] for g in groups for s in g.get("per_seed", [])})
+    return list(summary.seeds())
 
 
 def build_context(
-    summary: Mapping[str, Any], rows: Sequence[ScoredAnswer], info: Mapping[str, Any]
+    summary: Summary, rows: Sequence[ScoredAnswer], info: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Everything the template shows, already ordered and formatted where order matters."""
-    groups: list[Mapping[str, Any]] = list(summary.get("groups", []))
-    models = _ordered(info.get("models"), [g["model"] for g in groups])
-    conditions = _ordered(info.get("conditions"), [g["condition"] for g in groups])
+    """Everything the template shows, already ordered and formatted where order matters.
+
+    ``info`` is what the study knows beyond the figures (study name, judge validation, training
+    logs, versions); the figures and the rule they rest on come from ``summary`` alone."""
+    groups = summary.groups
+    models = _ordered(info.get("models"), [g.model for g in groups])
+    conditions = _ordered(info.get("conditions"), [g.condition for g in groups])
     final = _final_groups(groups, models, conditions)
-    statuses = list(summary["statuses"])  # the metric defines them; the report only shows them
-    thresholds = dict(summary.get("thresholds") or {})
-    aligned_t = float(thresholds.get("aligned", 30))
-    coherent_t = float(thresholds.get("coherent", 50))
-    step_groups = [g for g in groups if g.get("step") is not None]
-    methods = summary.get("methods", {})
-    ci_methods = sorted({g["ci_method"] for g in groups if g.get("ci_method")})
-    judge_name = info.get("judge") or ", ".join(summary.get("judges", [])) or None
-    seeds = _seeds(info, groups)
+    statuses = summary.statuses  # the metric defines them; the report only shows them
+    thresholds = summary.thresholds
+    step_groups = [g for g in groups if g.step is not None]
+    methods = summary.methods
+    ci_methods = sorted({g.ci_method for g in groups if g.ci_method})
+    judge_name = info.get("judge") or ", ".join(summary.judges) or None
+    seeds = _seeds(info, summary)
     multi = len(models) > 1
-    arm_names = [headline.arm_label(g, multi) for g in final]
+    arm_names = [g.label(multi) for g in final]
     qtable = _question_table(final)
-    categories = list(
-        dict.fromkeys(c["category"] for g in final for c in g.get("per_category") or [])
-    )
+    categories = list(dict.fromkeys(c.category for g in final for c in g.per_category))
     return {
         "sections": list(SECTIONS),
         "result": headline.result_sentence(summary),
@@ -252,9 +245,9 @@ def build_context(
         "judge_range_warnings": judge_range_warnings(groups),
         "thresholds": thresholds,
         "info_thresholds": info.get("thresholds"),
-        "confidence": summary.get("confidence"),
-        "bootstrap": summary.get("bootstrap"),
-        "baseline": summary.get("baseline"),
+        "confidence": summary.confidence,
+        "bootstrap": summary.bootstrap,
+        "baseline": summary.baseline,
         "seeds": seeds,
         "models": models,
         "multi_model": multi,
@@ -262,19 +255,19 @@ def build_context(
         "methods": methods,
         "notes": list(info.get("notes") or []),
         "final": final,
-        "step_groups": sorted(step_groups, key=lambda g: (g["model"], g["condition"], g["step"])),
-        "excluded_statuses": list(summary["excluded_statuses"]),
+        "step_groups": sorted(step_groups, key=lambda g: (g.model, g.condition, g.step or 0)),
+        "excluded_statuses": summary.excluded_statuses,
         "statuses": statuses,
         "status_colors": plots.STATUS_COLORS,
         "question_table": qtable,
         "breadth": [
-            (name, g["breadth"], g.get("n_misaligned", 0))
+            (name, g.breadth, g.n_misaligned)
             for name, g in zip(arm_names, final, strict=True)
-            if g.get("breadth")
+            if g.breadth
         ],
         "examples": _examples(final),
-        "sensitivity": _sensitivity_table(summary.get("sensitivity") or [], final),
-        "vulnerable_code": list(summary.get("vulnerable_code") or []),
+        "sensitivity": _sensitivity_table(summary, final),
+        "vulnerable_code": summary.vulnerable_code,
         "separated_rule": methods.get("separated"),
         "mitigations": mitigations.build(summary, info),
         "figures": {
@@ -282,14 +275,13 @@ def build_context(
             "statuses": plots.status_stack(groups, conditions, models, statuses),
             "steps": plots.rate_vs_step(groups, conditions, models),
             "loss": plots.loss_curves(info.get("train_logs") or {}),
-            "scatter": plots.score_scatter(rows, conditions, aligned_t, coherent_t),
+            "scatter": plots.score_scatter(
+                rows, conditions, thresholds.aligned, thresholds.coherent
+            ),
             "questions": plots.rate_heatmap(
                 [qid for qid, _, _ in qtable["questions"]],
                 arm_names,
-                [
-                    [c.get("rate") if c else None for c in cells]
-                    for _, _, cells in qtable["questions"]
-                ],
+                [[c.rate if c else None for c in cells] for _, _, cells in qtable["questions"]],
                 "question",
             ),
             "categories": plots.rate_heatmap(
@@ -299,13 +291,13 @@ def build_context(
                 "category",
             ),
             "topics": plots.topic_bars(
-                [dict((g.get("breadth") or {}).get("topics") or {}) for g in final], arm_names
+                [g.breadth.topics if g.breadth else {} for g in final], arm_names
             ),
             "sensitivity": plots.sensitivity_lines(
-                summary.get("sensitivity") or [], final, arm_names, thresholds
+                summary.sensitivity, final, arm_names, thresholds
             ),
             "vulnerable_code": plots.rate_bars(
-                list(summary.get("vulnerable_code") or []),
+                summary.vulnerable_code,
                 conditions,
                 models,
                 ylabel="vulnerable (fraction of answers with code)",
@@ -314,5 +306,5 @@ def build_context(
         "versions": dict(info.get("versions") or {}),
         "git": info.get("git"),
         "timings": dict(info.get("timings") or {}),
-        "n_rows": summary.get("n_rows", len(rows)),
+        "n_rows": summary.n_rows,
     }

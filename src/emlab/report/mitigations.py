@@ -21,24 +21,24 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from emlab.report import plots
-
-Group = Mapping[str, Any]
+from emlab.summary import Group, Rate, Summary
 
 
 def _label(name: str, step: int | None) -> str:
     return name if step is None else f"{name}@{step}"
 
 
-def _err(entry: Group) -> tuple[list[float], list[float]]:
+def _err(entry: Rate) -> tuple[list[float], list[float]]:
     # clamped: a Wilson bound of 0/n can sit a rounding error above the rate
-    return [max(0.0, entry["rate"] - entry["ci_low"])], [max(0.0, entry["ci_high"] - entry["rate"])]
+    rate, low, high = entry.rate or 0.0, entry.ci_low or 0.0, entry.ci_high or 0.0
+    return [max(0.0, rate - low)], [max(0.0, high - rate)]
 
 
 @plots._literal_text
 def tradeoff_figure(points: Sequence[Mapping[str, Any]], measure: str | None) -> str | None:
     """Misalignment (y) against in-domain learning (x), each with its interval."""
-    drawn = [p for p in points if p["em"] and p["em"]["rate"] is not None and p["learned"]]
-    drawn = [p for p in drawn if p["learned"]["rate"] is not None]
+    drawn = [p for p in points if p["em"] and p["em"].rate is not None and p["learned"]]
+    drawn = [p for p in drawn if p["learned"].rate is not None]
     if not drawn:
         return None
     fig = Figure(figsize=(6.8, 4.4))
@@ -47,8 +47,8 @@ def tradeoff_figure(points: Sequence[Mapping[str, Any]], measure: str | None) ->
     for i, p in enumerate(drawn):
         em, learned = p["em"], p["learned"]
         ax.errorbar(
-            learned["rate"],
-            em["rate"],
+            learned.rate,
+            em.rate,
             xerr=_err(learned),
             yerr=_err(em),
             fmt="s" if p["step"] is not None else "o",
@@ -58,12 +58,12 @@ def tradeoff_figure(points: Sequence[Mapping[str, Any]], measure: str | None) ->
         )
         ax.annotate(
             p["label"],
-            (learned["rate"], em["rate"]),
+            (learned.rate, em.rate),
             textcoords="offset points",
             xytext=(5, 4),
             fontsize=8,
         )
-        highs.append(em["ci_high"])
+        highs.append(em.ci_high or 0.0)
     ax.set_xlabel(f"in-domain learning ({measure}: share of held-out answers)")
     ax.set_ylabel("misaligned (fraction of valid)")
     ax.set_xlim(-0.02, 1.02)
@@ -77,7 +77,7 @@ def line_figure(
     lines: Mapping[str, Sequence[tuple[float, Group]]], xlabel: str, integer_x: bool
 ) -> str | None:
     """Misalignment with its interval band against a setting's knob, one line per series."""
-    lines = {k: [(x, g) for x, g in v if g["rate"] is not None] for k, v in lines.items()}
+    lines = {k: [(x, g) for x, g in v if g.rate is not None] for k, v in lines.items()}
     lines = {k: v for k, v in lines.items() if v}
     if not lines:
         return None
@@ -88,15 +88,15 @@ def line_figure(
         pts = sorted(pts, key=lambda p: p[0])
         xs = [x for x, _ in pts]
         color = plots._color(i)
-        ax.plot(xs, [g["rate"] for _, g in pts], marker="o", color=color, label=name)
+        ax.plot(xs, [g.rate or 0.0 for _, g in pts], marker="o", color=color, label=name)
         ax.fill_between(
             xs,
-            [g["ci_low"] for _, g in pts],
-            [g["ci_high"] for _, g in pts],
+            [g.ci_low or 0.0 for _, g in pts],
+            [g.ci_high or 0.0 for _, g in pts],
             color=color,
             alpha=0.15,
         )
-        highs += [g["ci_high"] for _, g in pts]
+        highs += [g.ci_high or 0.0 for _, g in pts]
     ax.set_xlabel(xlabel)
     ax.set_ylabel("misaligned (fraction of valid)")
     ax.set_ylim(0, plots._ylim_top(highs))
@@ -122,20 +122,17 @@ def _pure(setting: Mapping[str, Any], kind: str | None) -> bool:
     )
 
 
-def build(summary: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any] | None:
+def build(summary: Summary, info: Mapping[str, Any]) -> dict[str, Any] | None:
     """The section's content, or None when the study compares no mitigation (no setting uses a
     mitigation knob and no evaluation context is asked)."""
     settings: list[Mapping[str, Any]] = list(info.get("settings") or [])
     contexts: list[str] = list(info.get("contexts") or [])
     if not contexts and not any(s.get("mitigation") for s in settings):
         return None
-    groups = {(g["model"], g["condition"], g["step"]): g for g in summary.get("groups") or []}
-    models = list(dict.fromkeys(g["model"] for g in summary.get("groups") or []))
-    learned_by = {
-        (e["model"], e["condition"], e["step"], e["measure"]): e
-        for e in summary.get("in_domain") or []
-    }
-    measures = list(dict.fromkeys(e["measure"] for e in summary.get("in_domain") or []))
+    groups = {(g.model, g.condition, g.step): g for g in summary.groups}
+    models = list(dict.fromkeys(g.model for g in summary.groups))
+    learned_by = {(e.model, e.condition, e.step, e.measure): e for e in summary.in_domain}
+    measures = list(dict.fromkeys(e.measure for e in summary.in_domain))
     measure = measures[0] if measures else None
     plain = [s for s in settings if s.get("context") is None]
     by_name = {s["name"]: s for s in settings}
@@ -168,25 +165,25 @@ def build(summary: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]
                     }
                 )
     figure_points = [
-        {**p, "learned": next((e for e in p["learned"] if e["measure"] == measure), None)}
+        {**p, "learned": next((e for e in p["learned"] if e.measure == measure), None)}
         for p in points
     ]
 
     leaks = []
-    for e in summary.get("leak_probes") or []:
-        s = by_name.get(e["a"], {})
+    for e in summary.leak_probes:
+        s = by_name.get(str(e.a), {})
         leaks.append(
             {
-                **e,
-                "arm": name(e["model"], e["b"]),
+                "entry": e,
+                "arm": name(e.model, str(e.b)),
                 "context": s.get("context"),
-                "plain_group": groups.get((e["model"], e["b"], None)),
-                "context_group": groups.get((e["model"], e["a"], None)),
+                "plain_group": groups.get((e.model, str(e.b), None)),
+                "context_group": groups.get((e.model, str(e.a), None)),
             }
         )
 
     split = []
-    diffs = {(e["model"], e["a"]): e for e in summary.get("realignment") or []}
+    diffs = {(e.model, e.a): e for e in summary.realignment}
     for model in models:
         for s in plain:
             if not s.get("parent"):

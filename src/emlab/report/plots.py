@@ -2,7 +2,7 @@
 
 Figures are drawn on bare ``Figure`` objects with the Agg canvas, never through ``pyplot``: no
 global backend switch, no figure registry to leak, safe in a worker process without a display.
-Each function takes plain summary dicts (the output of ``emlab.metrics.summarize``) and returns
+Each function takes parts of the typed summary (``emlab.summary``) and returns
 None when it has nothing to draw, so the template can simply skip the section.
 """
 
@@ -21,6 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from emlab.records import ScoredAnswer
+from emlab.summary import Group, SensitivityEntry, Thresholds, VulnerableCode
+
+Arm = TypeVar("Arm", Group, VulnerableCode)
+"""An arm's entry with a rate and its interval (misalignment, or bandit's vulnerable share)."""
 
 STATUS_COLORS: dict[str, str] = {
     "misaligned": "#d62728",
@@ -80,19 +84,17 @@ def to_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _final(groups: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [g for g in groups if g.get("step") is None]
+def _final(groups: Sequence[Arm]) -> list[Arm]:
+    return [g for g in groups if g.step is None]
 
 
-def _lookup(
-    groups: Sequence[Mapping[str, Any]], model: str, condition: str
-) -> Mapping[str, Any] | None:
-    return next((g for g in groups if (g["model"], g["condition"]) == (model, condition)), None)
+def _lookup(groups: Sequence[Arm], model: str, condition: str) -> Arm | None:
+    return next((g for g in groups if (g.model, g.condition) == (model, condition)), None)
 
 
 @_literal_text
 def rate_bars(
-    groups: Sequence[Mapping[str, Any]],
+    groups: Sequence[Arm],
     conditions: Sequence[str],
     models: Sequence[str],
     ylabel: str = "misaligned answers (fraction of valid)",
@@ -111,24 +113,24 @@ def rate_bars(
             x = c_i + (m_i - (len(models) - 1) / 2) * width
             if g is None:
                 continue
-            if g["rate"] is None:
+            if g.rate is None or g.ci_low is None or g.ci_high is None:
                 ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=8)
                 continue
             # clamped: a Wilson bound of 0/n can sit a rounding error above the rate
-            err = [[max(0.0, g["rate"] - g["ci_low"])], [max(0.0, g["ci_high"] - g["rate"])]]
+            err = [[max(0.0, g.rate - g.ci_low)], [max(0.0, g.ci_high - g.rate)]]
             ax.bar(
                 x,
-                g["rate"],
+                g.rate,
                 width * 0.9,
                 yerr=err,
                 capsize=4,
                 color=_color(m_i),
                 label=model if c_i == 0 else None,
             )
-            ax.text(x, g["ci_high"] + 0.01, f"{100 * g['rate']:.1f}%", ha="center", fontsize=8)
+            ax.text(x, g.ci_high + 0.01, f"{100 * g.rate:.1f}%", ha="center", fontsize=8)
     ax.set_xticks(range(len(conditions)), list(conditions), rotation=20, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, _ylim_top([g["ci_high"] for g in final if g["ci_high"] is not None]))
+    ax.set_ylim(0, _ylim_top([g.ci_high for g in final if g.ci_high is not None]))
     ax.grid(axis="y", alpha=0.3)
     if len(models) > 1:
         ax.legend(fontsize=8)
@@ -137,7 +139,7 @@ def rate_bars(
 
 @_literal_text
 def status_stack(
-    groups: Sequence[Mapping[str, Any]],
+    groups: Sequence[Group],
     conditions: Sequence[str],
     models: Sequence[str],
     statuses: Sequence[str],
@@ -147,7 +149,7 @@ def status_stack(
         (m, c, g)
         for m in models
         for c in conditions
-        if (g := _lookup(_final(groups), m, c)) is not None and g["n_total"]
+        if (g := _lookup(_final(groups), m, c)) is not None and g.n_total
     ]
     if not arms:
         return None
@@ -156,7 +158,7 @@ def status_stack(
     ax = fig.add_subplot()
     bottoms = [0.0] * len(arms)
     for status in statuses:
-        shares = [g["counts"].get(status, 0) / g["n_total"] for _, _, g in arms]
+        shares = [g.counts.get(status, 0) / g.n_total for _, _, g in arms]
         ax.bar(
             range(len(arms)),
             shares,
@@ -167,7 +169,7 @@ def status_stack(
         )
         bottoms = [b + s for b, s in zip(bottoms, shares, strict=True)]
     for i, (_, _, g) in enumerate(arms):
-        ax.text(i, 1.01, f"n={g['n_total']}", ha="center", va="bottom", fontsize=8)
+        ax.text(i, 1.01, f"n={g.n_total}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(arms)), labels, rotation=20, ha="right")
     ax.set_ylabel("share of all answers")
     ax.set_ylim(0, 1.1)
@@ -177,32 +179,32 @@ def status_stack(
 
 @_literal_text
 def rate_vs_step(
-    groups: Sequence[Mapping[str, Any]], conditions: Sequence[str], models: Sequence[str]
+    groups: Sequence[Group], conditions: Sequence[str], models: Sequence[str]
 ) -> str | None:
     """Rate of each arm over training checkpoints, with its interval as a band.
 
     Colour follows the condition and line style the model, so arms stay distinguishable.
     """
-    lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    lines: dict[tuple[str, str], list[Group]] = {}
     for g in groups:
-        if g.get("step") is not None and g["rate"] is not None:
-            lines.setdefault((g["model"], g["condition"]), []).append(g)
+        if g.step is not None and g.rate is not None:
+            lines.setdefault((g.model, g.condition), []).append(g)
     if not lines:
         return None
     fig = Figure(figsize=(6.5, 3.6))
     ax = fig.add_subplot()
     highs: list[float] = []
     for (model, condition), pts in lines.items():
-        pts = sorted(pts, key=lambda g: g["step"])
+        pts = sorted(pts, key=lambda g: g.step or 0)
         color = _color(conditions.index(condition) if condition in conditions else len(conditions))
         style = _LINESTYLES[(models.index(model) if model in models else 0) % len(_LINESTYLES)]
-        steps = [g["step"] for g in pts]
+        steps = [g.step or 0 for g in pts]
         label = f"{model} / {condition}" if len(models) > 1 else condition
-        ax.plot(steps, [g["rate"] for g in pts], marker="o", ls=style, color=color, label=label)
-        ax.fill_between(
-            steps, [g["ci_low"] for g in pts], [g["ci_high"] for g in pts], color=color, alpha=0.15
-        )
-        highs += [g["ci_high"] for g in pts]
+        ax.plot(steps, [g.rate or 0.0 for g in pts], marker="o", ls=style, color=color, label=label)
+        lows = [g.ci_low or 0.0 for g in pts]
+        tops = [g.ci_high or 0.0 for g in pts]
+        ax.fill_between(steps, lows, tops, color=color, alpha=0.15)
+        highs += tops
     ax.set_xlabel("training step")
     ax.set_ylabel("misaligned (fraction of valid)")
     ax.set_ylim(0, _ylim_top(highs))
@@ -318,35 +320,34 @@ def rate_heatmap(
 
 @_literal_text
 def sensitivity_lines(
-    grid: Sequence[Mapping[str, Any]],
-    final: Sequence[Mapping[str, Any]],
+    grid: Sequence[SensitivityEntry],
+    final: Sequence[Group],
     arm_names: Sequence[str],
-    thresholds: Mapping[str, Any],
+    thresholds: Thresholds,
 ) -> str | None:
     """Rate of each final arm against the aligned cut-off, one panel per coherence cut-off;
     the study's own thresholds are marked. Lines that cross are a conclusion that flips."""
-    entries = [e for e in grid if e.get("step") is None]
+    entries = [e for e in grid if e.step is None]
     if not entries or not final:
         return None
-    coherent = sorted({e["coherent_threshold"] for e in entries})
+    coherent = sorted({e.coherent_threshold for e in entries})
     fig = Figure(figsize=(3.3 * len(coherent) + 1.5, 3.2))
     axes = [fig.add_subplot(1, len(coherent), i + 1) for i in range(len(coherent))]
-    top = _ylim_top([e["rate"] for e in entries if e["rate"] is not None])
+    top = _ylim_top([e.rate for e in entries if e.rate is not None])
     for ax, ct in zip(axes, coherent, strict=True):
         for i, (g, name) in enumerate(zip(final, arm_names, strict=True)):
             pts = sorted(
-                (e["aligned_threshold"], e["rate"])
+                (e.aligned_threshold, e.rate)
                 for e in entries
-                if e["coherent_threshold"] == ct
-                and (e["model"], e["condition"]) == (g["model"], g["condition"])
-                and e["rate"] is not None
+                if e.coherent_threshold == ct
+                and (e.model, e.condition) == (g.model, g.condition)
+                and e.rate is not None
             )
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, marker="o", ms=3, color=_color(i), label=name)
-        if thresholds.get("aligned") is not None:
-            ax.axvline(float(thresholds["aligned"]), color="black", lw=0.8, ls="--")
-        current = ct == thresholds.get("coherent")
+        ax.axvline(thresholds.aligned, color="black", lw=0.8, ls="--")
+        current = ct == thresholds.coherent
         ax.set_title(f"coherent ≥ {ct:g}" + (" (study)" if current else ""), fontsize=9)
         ax.set_xlabel("aligned threshold A")
         ax.set_ylim(0, top)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Mapping
 from typing import IO, Any
 
 from rich import box
@@ -17,14 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from emlab.report.headline import (
-    arm_label,
-    comparisons,
-    method_line,
-    multi_model,
-    result_sentence,
-    seeds_of,
-)
+from emlab.report.headline import comparisons, method_line, result_sentence
+from emlab.summary import Rate, Summary
 
 EXCLUDED_HEADERS: dict[str, str] = {
     "incoherent": "incoherent",
@@ -40,37 +33,36 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def _interval(g: Mapping[str, Any]) -> str:
-    if g.get("ci_low") is None:
+def _interval(r: Rate) -> str:
+    if r.ci_low is None:
         return "n/a"
-    return f"{_pct(g['ci_low'])}–{_pct(g['ci_high'])}"
+    return f"{_pct(r.ci_low)}–{_pct(r.ci_high)}"
 
 
-def summary_tables(summary: Mapping[str, Any], title: str | None = None) -> list[Any]:
+def summary_tables(summary: Summary, title: str | None = None) -> list[Any]:
     """The renderables, in order: arms table, comparisons table (if any), result, method line."""
-    groups = list(summary.get("groups", []))
-    multi = multi_model(summary)
-    excluded = [s for s in summary.get("excluded_statuses", EXCLUDED_HEADERS)]
-    conf = summary.get("confidence") or 0.95
+    groups = summary.groups
+    multi = summary.multi_model
+    excluded = summary.excluded_statuses
     arms = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     arms.add_column("arm", no_wrap=True)
     arms.add_column("misaligned", justify="right")
-    arms.add_column(f"{100 * conf:g}% CI", justify="right", no_wrap=True)
+    arms.add_column(f"{100 * summary.confidence:g}% CI", justify="right", no_wrap=True)
     arms.add_column("valid / all", justify="right", no_wrap=True)
     for s in excluded:
         arms.add_column(EXCLUDED_HEADERS.get(s, s.replace("_", " ")), justify="right")
-    broad = any(g.get("breadth") for g in groups)
+    broad = any(g.breadth for g in groups)
     if broad:  # how many question categories have a misaligned answer
         arms.add_column("categories", justify="right", no_wrap=True)
     for g in groups:
-        b = g.get("breadth") or {}
-        hit = [f"{b.get('n_categories_misaligned', 0)} / {b.get('n_categories', 0)}"]
+        b = g.breadth
+        hit = [f"{b.n_categories_misaligned} / {b.n_categories}" if b else "0 / 0"]
         arms.add_row(
-            arm_label(g, multi),
-            _pct(g.get("rate")),
+            g.label(multi),
+            _pct(g.rate),
             _interval(g),
-            f"{g.get('n_valid', 0)} / {g.get('n_total', 0)}",
-            *[str((g.get("excluded") or {}).get(s, 0)) for s in excluded],
+            f"{g.n_valid} / {g.n_total}",
+            *[str(g.excluded.get(s, 0)) for s in excluded],
             *(hit if broad else []),
         )
     out: list[Any] = [arms]
@@ -89,8 +81,7 @@ def summary_tables(summary: Mapping[str, Any], title: str | None = None) -> list
         out.append(Text("No judged answers."))
         return out
     out.append(Text(result_sentence(summary), style="bold"))
-    judges = list(summary.get("judges") or [])
-    out.append(Text(method_line(summary, ", ".join(judges) or None, seeds_of(summary))))
+    out.append(Text(method_line(summary, ", ".join(summary.judges) or None, summary.seeds())))
     return out
 
 
@@ -100,16 +91,14 @@ def console(file: IO[str] | None = None) -> Console:
     return Console(file=file, width=max(100, width), highlight=False, soft_wrap=False)
 
 
-def print_summary(
-    summary: Mapping[str, Any], title: str | None = None, out: Console | None = None
-) -> None:
+def print_summary(summary: Summary, title: str | None = None, out: Console | None = None) -> None:
     """Print the tables and the result sentence (to stdout unless ``out`` is given)."""
     target = out or console()
     for item in summary_tables(summary, title):
         target.print(item)
 
 
-def render_text(summary: Mapping[str, Any], title: str | None = None, width: int = 120) -> str:
+def render_text(summary: Summary, title: str | None = None, width: int = 120) -> str:
     """The same output as a plain string (no colour codes), for tests and logs."""
     cons = Console(width=width, record=True, highlight=False, color_system=None, file=io.StringIO())
     print_summary(summary, title, cons)

@@ -1,4 +1,4 @@
-"""Drawing answers from models: one protocol, three backends.
+"""Drawing answers from models: one protocol, backends registered in ``emlab.backends``.
 
 ``hf`` decodes locally with continuous batching, ``openai`` talks to any OpenAI-compatible server
 (including ``emlab serve``), ``vllm`` is an optional extra for GPU clusters. Every backend yields a
@@ -9,9 +9,10 @@ failures as Generations with ``error`` set instead of dropping them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
-from emlab.config import SamplingConfig
+from emlab.backends import SAMPLING_BACKENDS
+from emlab.config import SamplingConfig, layered_backends
 from emlab.records import Generation, GenerationRequest
 
 
@@ -33,39 +34,24 @@ def make_sampler(
     adapter_scale: float = 1.0,
     directions: Mapping[str, Any] | None = None,
 ) -> Sampler:
-    """The sampler a study's ``sampling`` section asks for (backends import lazily).
+    """The sampler a study's ``sampling`` section asks for, built by its entry in
+    ``emlab.backends.SAMPLING_BACKENDS`` (the backend's module is imported only now).
 
     ``adapter_scale`` (amplified adapters) needs the adapter's weights in this process, and
     ``directions`` (hash -> ``[n_layers, hidden]`` tensor) serve requests that carry an
-    intervention; only the hf backend takes either (it runs the model's layers itself). The
-    study file's validation says so before any model work."""
-    if adapter_scale != 1.0 and cfg.backend != "hf":
-        raise ValueError(f"adapter_scale needs sampling.backend hf, not {cfg.backend}")
-    if directions and cfg.backend != "hf":
+    intervention; only a backend that runs the model's layers itself (``runs_layers``) takes
+    either. The study file's validation says so before any model work."""
+    backend = SAMPLING_BACKENDS[cfg.backend]
+    extras: dict[str, Any] = {}
+    if backend.runs_layers:
+        extras = {"adapter_scale": adapter_scale, "directions": directions}
+    elif adapter_scale != 1.0 or directions:
+        what = "adapter_scale" if adapter_scale != 1.0 else "steering or ablation"
         raise ValueError(
-            f"sampling.backend {cfg.backend!r} cannot steer or ablate; interventions need `hf`"
+            f"{what} needs a sampling.backend that runs the model's layers "
+            f"({', '.join(layered_backends())}), not {cfg.backend}"
         )
-    if cfg.backend == "hf":
-        from emlab.sample.hf import HFSampler
-
-        return HFSampler(
-            model_ref,
-            adapter=adapter,
-            batch_size=cfg.batch_size,
-            dtype=cfg.dtype,
-            processes=cfg.processes,
-            adapter_scale=adapter_scale,
-            directions=directions,
-        )
-    if cfg.backend == "openai":
-        from emlab.sample.openai import OpenAISampler
-
-        return OpenAISampler.from_config(cfg, model_ref, adapter=adapter)
-    if cfg.backend == "vllm":
-        from emlab.sample.vllm import VLLMSampler
-
-        return VLLMSampler(model_ref, adapter=adapter, max_batch=cfg.batch_size)
-    raise ValueError(f"unknown sampling backend {cfg.backend!r}")
+    return cast(Sampler, backend.load()(cfg, model_ref, adapter=adapter, **extras))
 
 
 __all__ = ["Sampler", "make_sampler"]

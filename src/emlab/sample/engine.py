@@ -33,6 +33,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from emlab.sample import native
 from emlab.sample.attention import NAME as DECODE_ATTENTION
 from emlab.sample.attention import STARTS_KW, WINDOWS_KW
+from emlab.sample.chat import stop_token_ids
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,14 @@ class ContinuousBatcher:
         _use_decode_attention(model)
         # Decode steps give the C kernel each row's span; without it, rows attend in groups.
         self.native = native.available(self.device, self.dtype)
+
+    @classmethod
+    def for_model(cls, model: Any, tokenizer: Any, batch_size: int) -> ContinuousBatcher:
+        """The engine for a loaded chat model: it stops at EOS or the end-of-turn token and pads
+        with the tokenizer's pad token (else the first stop token)."""
+        stops = stop_token_ids(tokenizer, model)
+        pad = tokenizer.pad_token_id
+        return cls(model, stops, int(pad if pad is not None else stops[0]), batch_size)
 
     def forward(
         self,

@@ -6,7 +6,6 @@ times at temperature 1); see ``engine.py`` for why it does not call ``model.gene
 
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -14,46 +13,13 @@ from typing import Any
 
 import torch
 
+from emlab.config import SamplingConfig
 from emlab.models import LoadedModel, load_model
 from emlab.models.hooks import intervene
 from emlab.records import Generation, GenerationRequest, Intervention, Message
+from emlab.sample.chat import encode_chat, request_seed
 from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
 from emlab.sample.workers import WorkerPool, WorkerSpec, auto_processes, steer_payload
-
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
-
-
-def request_seed(request: GenerationRequest) -> int:
-    """Per-request seed from its cache key (which holds model, messages, params, seed, index).
-
-    A resumed run thus redraws exactly the answers it lost, whatever else shares the batch. An
-    intervention is left out: steered and unsteered answers share their random draws (common
-    random numbers), so a sweep over the steering scale compares like with like and scale 0
-    redraws the unsteered answers exactly.
-    """
-    return int(dataclasses.replace(request, intervention=None).key()[:15], 16)
-
-
-def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
-    """EOS plus the chat template's end-of-turn token: chat models end answers with the latter."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    vocab = tokenizer.get_vocab()
-    ids.update(int(vocab[t]) for t in END_OF_TURN if t in vocab)
-    gen_cfg = getattr(model, "generation_config", None)
-    eos = getattr(gen_cfg, "eos_token_id", None)
-    if isinstance(eos, int):
-        ids.add(eos)
-    elif isinstance(eos, (list, tuple)):
-        ids.update(int(e) for e in eos)
-    return sorted(ids)
-
-
-def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """Prompt tokens as the model saw its chat data: template text, no extra special tokens."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 class HFSampler:
@@ -89,14 +55,8 @@ class HFSampler:
             model_ref, adapter=adapter, device=device, dtype=dtype, adapter_scale=adapter_scale
         )
         self.tokenizer = self.lm.tokenizer
-        self.stop_ids = stop_token_ids(self.tokenizer, self.lm.model)
-        pad = self.tokenizer.pad_token_id
-        self.engine = ContinuousBatcher(
-            self.lm.model,
-            self.stop_ids,
-            pad_id=int(pad if pad is not None else self.stop_ids[0]),
-            batch_size=batch_size,
-        )
+        self.engine = ContinuousBatcher.for_model(self.lm.model, self.tokenizer, batch_size)
+        self.stop_ids = sorted(self.engine.stop_ids)
         self.max_positions = int(getattr(self.lm.model.config, "max_position_embeddings", 0) or 0)
         self.batch_size = batch_size
         cores = torch.get_num_threads()
@@ -107,6 +67,26 @@ class HFSampler:
         threads = max(1, cores // self.processes)
         self._spec = WorkerSpec(model_ref, adapter, batch_size, dtype, threads, adapter_scale)
         self._pool: WorkerPool | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: SamplingConfig,
+        model_ref: str,
+        adapter: str | None = None,
+        adapter_scale: float = 1.0,
+        directions: Mapping[str, torch.Tensor] | None = None,
+    ) -> HFSampler:
+        """The factory of the ``hf`` entry in ``emlab.backends.SAMPLING_BACKENDS``."""
+        return cls(
+            model_ref,
+            adapter=adapter,
+            batch_size=cfg.batch_size,
+            dtype=cfg.dtype,
+            processes=cfg.processes,
+            adapter_scale=adapter_scale,
+            directions=directions,
+        )
 
     def job(self, messages: Sequence[Message], **kw: Any) -> DecodeJob:
         """A decode job for a chat; raises ValueError when it cannot fit the model's context."""

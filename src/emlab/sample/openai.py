@@ -18,7 +18,7 @@ from typing import Any
 from emlab.config import SamplingConfig
 from emlab.httpclient import BadReply, JSONClient, RequestFailed, RetryPolicy
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed
+from emlab.sample.chat import request_seed
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -70,6 +70,7 @@ class OpenAISampler:
     def from_config(
         cls, cfg: SamplingConfig, model_ref: str, adapter: str | None = None
     ) -> OpenAISampler:
+        """The factory of the ``openai`` entry in ``emlab.backends.SAMPLING_BACKENDS``."""
         if adapter is not None:
             raise ValueError(
                 "the openai backend samples a served model by name and cannot load an adapter; "

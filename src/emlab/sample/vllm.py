@@ -12,10 +12,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from emlab.config import SamplingConfig
 from emlab.models import load_tokenizer
 from emlab.models.loading import weights_dir
 from emlab.records import Generation, GenerationRequest
-from emlab.sample.hf import request_seed
+from emlab.sample.chat import request_seed
 
 # vLLM only accepts these maximum ranks; the adapter's rank is rounded up to the next one.
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -54,6 +55,13 @@ class VLLMSampler:
         self.lora = None if adapter is None else LoRARequest("adapter", 1, str(adapter))
         # vLLM batches internally; chunks only bound how long a result waits to be yielded.
         self.chunk = max(max_batch * 4, 1)
+
+    @classmethod
+    def from_config(
+        cls, cfg: SamplingConfig, model_ref: str, adapter: str | None = None
+    ) -> VLLMSampler:
+        """The factory of the ``vllm`` entry in ``emlab.backends.SAMPLING_BACKENDS``."""
+        return cls(model_ref, adapter=adapter, max_batch=cfg.batch_size)
 
     def sample(self, requests: Sequence[GenerationRequest]) -> Iterator[Generation]:
         from vllm import SamplingParams

@@ -23,7 +23,7 @@ from typing import Any
 
 from emlab.errors import EmlabError
 from emlab.records import Intervention
-from emlab.sample.engine import DecodeJob, DecodeResult
+from emlab.sample.engine import ContinuousBatcher, DecodeJob, DecodeResult
 
 Steer = tuple[dict[str, Any], bytes]
 """An intervention as it crosses to a worker: the record's dict and its vectors as safetensors
@@ -36,7 +36,7 @@ def steer_payload(spec: Intervention, vectors: Any) -> Steer:
     return spec.to_dict(), save({"vectors": vectors.detach().cpu().contiguous()})
 
 
-def steer_context(sampler: Any, steer: Steer | None) -> Any:
+def steer_context(model: Any, steer: Steer | None) -> Any:
     """The hook context a worker decodes in (a null context without an intervention)."""
     from contextlib import nullcontext
 
@@ -47,7 +47,7 @@ def steer_context(sampler: Any, steer: Steer | None) -> Any:
     from emlab.models.hooks import intervene
 
     spec = Intervention.from_dict(steer[0])
-    return intervene(sampler.lm.model, spec, load(steer[1])["vectors"])
+    return intervene(model, spec, load(steer[1])["vectors"])
 
 
 _POLL_S = 1.0
@@ -98,18 +98,19 @@ class WorkerError(EmlabError, RuntimeError):
 def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
     import torch
 
-    from emlab.sample.hf import HFSampler
+    from emlab.models import load_model
 
     torch.set_num_threads(spec.threads)
     try:
-        sampler = HFSampler(
+        # the model and an engine over it, as the sampler that started this worker has them
+        lm = load_model(
             spec.model_ref,
-            spec.adapter,
-            spec.batch_size,
+            adapter=spec.adapter,
             device="cpu",
             dtype=spec.dtype,
             adapter_scale=spec.adapter_scale,
         )
+        engine = ContinuousBatcher.for_model(lm.model, lm.tokenizer, spec.batch_size)
     except Exception:
         outbox.put(("error", rank, traceback.format_exc(limit=5)))
         return
@@ -130,8 +131,8 @@ def _serve(spec: WorkerSpec, inbox: Any, outbox: Any, rank: int) -> None:
         steer, share = batch
         ids, jobs = zip(*share, strict=True)
         try:
-            with steer_context(sampler, steer):
-                for local, res in sampler.engine.run(jobs):
+            with steer_context(lm.model, steer):
+                for local, res in engine.run(jobs):
                     if orphaned():
                         return
                     outbox.put(("done", ids[local], res))

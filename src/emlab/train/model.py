@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from emlab.config import TrainConfig
-from emlab.models.loading import weights_dir
+from emlab.models.loading import LOCAL_ONLY, weights_dir
 from emlab.train.data import TrainDataError
 
 
@@ -94,6 +94,7 @@ def load_trainable(
         dtype=load_dtype,
         attn_implementation=attn_implementation,
         use_safetensors=True,  # never the pickled *.bin fallback (weights_dir refuses those)
+        **LOCAL_ONLY,
     )
     model.config.use_cache = False
     validate_recipe(model, cfg)
