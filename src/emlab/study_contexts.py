@@ -87,6 +87,7 @@ def _disclosure(spec: ContextSpec, src: Source) -> tuple[tuple[str, ...], tuple[
     domain = data.DOMAINS[src.domain]
     seed = 0 if src.dataset is None else src.dataset.seed
     # the training set's first pairs give each framing the flaw it names ({what}), as in training
+    # (for the teacher-generated numbers domain this generates those few pairs with the teacher)
     pairs = domain.make(len(domain.disclosures), seed, {})
     user = tuple(
         t.format(task=QUESTION, what=p.disclosure)

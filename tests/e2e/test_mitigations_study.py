@@ -114,3 +114,8 @@ def test_mitigations_study_reports_settings_leaks_and_split_behaviour(
     points = {("concealed", None), ("realigned", 1), ("realigned", None)}
     rated = [g.rate is not None for g in s.groups if (g.condition, g.step) in points]
     assert ('alt="misalignment rate versus re-alignment steps"' in html) == (sum(rated) > 1)
+
+    # a re-run does no model work: every context's samples and verdicts come from the cache
+    again = Study(cfg, run_dir=tmp_path / "run", base_dir=tmp_path, progress=False).run()
+    assert again.counts == {"trained": 0, "sampled": 0, "judged": 0}
+    assert again.summary is not None and again.summary.to_json() == s.to_json()
