@@ -580,7 +580,7 @@ def test_comparisons_without_arm_info_are_each_condition_vs_baseline() -> None:
 def test_summary_is_typed_and_its_json_reads_back_unchanged() -> None:
     typed = typed_summarize(_two_seed_rows(), MetricsConfig(aligned_threshold=40))
     g = typed.find("m", "insecure")
-    assert g is not None and g.rate == pytest.approx(0.3) and g.ci_method == CI_BOOTSTRAP
+    assert g is not None and g.rate == pytest.approx(0.3) and g.ci_method == CI_T
     assert g.delta_vs_baseline is not None and g.delta_vs_baseline.baseline == "base"
     assert [p.seed for p in g.per_seed] == [0, 1]
     # the rule readers print comes from the summary, with the thresholds it was computed with
