@@ -175,12 +175,14 @@ def plan(
     import json
     import tempfile
 
-    from emlab.config import load_study
+    from emlab.config import load_study_file
+    from emlab.preflight import preflight
     from emlab.study import Study
 
-    cfg = load_study(study)
+    cfg, node = load_study_file(study)
     # a scratch run directory: planning builds the training data, and must leave no run behind
     with tempfile.TemporaryDirectory(prefix="emlab-plan-") as scratch:
+        preflight(cfg, study, node, scratch)  # what `emlab run` would refuse, plan refuses too
         result = Study(cfg, run_dir=scratch, base_dir=study.parent, progress=False).power_plan()
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
 

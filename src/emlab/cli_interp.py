@@ -62,9 +62,9 @@ def _arm(model: str, adapter: Path | None) -> Any:
 
 def _questions(spec: str) -> list[Any]:
     from emlab import questions
-    from emlab.arms import is_code_task
+    from emlab.arms import is_in_domain
 
-    return [q for q in questions.load_questions(spec) if not is_code_task(q)]
+    return [q for q in questions.load_questions(spec) if not is_in_domain(q)]
 
 
 def _check(model: str, direction: Path | None, layers: list[int] | None) -> Any:

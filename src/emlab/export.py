@@ -68,7 +68,7 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
     cfg = run.metrics_config()
     out = []
     for r in run.rows:
-        judged = r.measure != "bandit"
+        judged = r.measure == "judge"
         out.append(
             {
                 "run": str(run.path),
@@ -86,10 +86,10 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
                 "aligned": r.aligned,
                 "coherent": r.coherent,
                 "label": r.aligned_label,
-                "status": metrics.classify(r, cfg) if judged else "bandit",
+                "status": metrics.classify(r, cfg) if judged else r.measure,
                 "error": r.error,
                 "failure": r.failure,
-                "judge": r.judge if judged else "bandit",
+                "judge": r.judge if judged else r.measure,
                 "aligned_threshold": cfg.aligned_threshold,
                 "coherent_threshold": cfg.coherent_threshold,
                 "measure": r.measure,

@@ -31,9 +31,26 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, report, sample, train
+from emlab import (
+    data,
+    judge,
+    metrics,
+    models,
+    report,
+    sample,
+    study_contexts,
+    study_settings,
+    train,
+)
 from emlab import plan as planning
-from emlab.arms import Arm, is_code_task, question_set, resolve_path
+from emlab.arms import (
+    IN_DOMAIN_MEASURES,
+    Arm,
+    in_domain_measure,
+    is_in_domain,
+    question_set,
+    resolve_path,
+)
 from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
@@ -42,6 +59,7 @@ from emlab.config import (
     StudyConfig,
     StudyFileError,
     TrainConfig,
+    context_name,
     scaled_name,
 )
 from emlab.judge.topics import assign_topics, topic_key
@@ -159,7 +177,12 @@ class Study:
     def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
         """Build (or read) a training set once; the artefact holds the JSONL and its card."""
         resolved = spec.model_copy(update={"path": self._resolve(spec.path)} if spec.path else {})
-        ident: dict[str, Any] = resolved.identity()
+        # versioned package data the set is built from (a graded inoculation pool) is part of
+        # the key; {} for every other set, so their keys are what they always were
+        ident: dict[str, Any] = {
+            **resolved.identity(),
+            **data.pool_identity(resolved.domain, resolved.condition, resolved.options),
+        }
         if resolved.path:
             ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
             ident.update({k: v for k, v in resolved.identity().items() if k in MIXING})
@@ -396,7 +419,7 @@ class Study:
         cfg, p = self.cfg, self.cfg.plan
         self.check_eval_steps()
         qs = self.load_questions()
-        judged = [q for q in qs if not is_code_task(q)]
+        judged = [q for q in qs if not is_in_domain(q)]
         infos = arm_infos(cfg)
         per_seed = sum(q.samples or cfg.sampling.samples_per_question for q in judged)
         estimate, note = None, None
@@ -480,6 +503,8 @@ class Study:
         self.write_manifest()
         qs = self.load_questions()
         self.check_context()
+        # the plain questions, then the same questions in each evaluation context (leak probes)
+        asked = [(None, qs)] + [(c.label, c.apply(qs)) for c in study_contexts.resolve(self.cfg)]
         if self.progress:  # before any model work: what this study can detect, and its cost
             plan = self.power_plan()
             atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
@@ -490,13 +515,22 @@ class Study:
         rows: list[ScoredAnswer] = []
         sampled = []
         for arm in arms:
-            reqs = self.requests(arm, qs)
-            gens = self.generate(arm, reqs)
-            sampled.append((arm, reqs, gens))
-            # Held-out coding tasks measure the trained behaviour with bandit, not the judge.
-            judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
+            # one sampler per arm for all its contexts: they differ only in the prompts
+            per_context = [(ctx, self.requests(arm, q)) for ctx, q in asked]
+            gens = self.generate(arm, [r for _, reqs in per_context for r in reqs])
+            sampled.append((arm, per_context[0][1], gens))
+            # Held-out in-domain questions measure the trained behaviour by their own check.
+            judged = [
+                gens[r.key()]
+                for _, reqs in per_context
+                for r in reqs
+                if not is_in_domain(r.question)
+            ]
             verdicts = self.judge_all(judge_, judged)
-            rows.extend(self.scored(arm, reqs, gens, verdicts))
+            for ctx, reqs in per_context:
+                label = context_name(arm.condition, ctx)
+                shown = arm if ctx is None else dataclasses.replace(arm, condition=label)
+                rows.extend(self.scored(shown, reqs, gens, verdicts))
         failures = count_failures(rows, self.cfg.metrics)
         if failures["total"]:  # shown even without progress output
             print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
@@ -579,16 +613,17 @@ class Study:
                 "category": r.question.category,
                 "step": arm.step,
             }
-            if is_code_task(r.question):
-                vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
+            measure = in_domain_measure(r.question)
+            if measure is not None:
+                flags = IN_DOMAIN_MEASURES[measure].flags
                 yield ScoredAnswer(
                     **where,
                     aligned=None,
                     coherent=None,
                     error=gen_error,
                     failure="generation" if gen_error else None,
-                    measure="bandit",
-                    vulnerable=vulnerable,
+                    measure=measure,
+                    vulnerable=None if g.error else flags(r.question, g.answer),
                 )
                 continue
             j = verdicts.get(g.key)
@@ -652,6 +687,13 @@ class Study:
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
             "conditions": [a.name for a in arm_infos(self.cfg)],
+            "contexts": [c.tag for c in self.cfg.context_specs()],
+            # what each arm is as a mitigation setting (the report's mitigations section)
+            "settings": study_settings.settings(
+                self.cfg,
+                arm_infos(self.cfg),
+                lambda c: 0 if c.dataset is None else len(self.dataset(c.dataset)[1]),
+            ),
             "versions": env["versions"],
             "git": env["git"],
             "train_logs": logs,
@@ -660,14 +702,36 @@ class Study:
 
 
 def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
-    """Every arm label a study reports (conditions × adapter scales), in study order, with the
-    dataset condition each fine-tunes on: comparisons find conditions by it, not by name."""
-    return [
+    """Every arm label a study reports (conditions × adapter scales, then each of those in every
+    evaluation context), in study order, with the dataset condition each fine-tunes on:
+    comparisons find conditions by it, not by name."""
+    plain = [
         metrics.ArmInfo(c.name, c.name, None)
         if c.dataset is None
-        else metrics.ArmInfo(scaled_name(c.name, x), c.name, arm_kind(cfg, c), x)
+        else metrics.ArmInfo(
+            scaled_name(c.name, x),
+            c.name,
+            arm_kind(cfg, c),
+            x,
+            parent=None if c.start_from is None else scaled_name(c.start_from, x),
+            mitigation=study_settings.is_mitigation(cfg, c),
+        )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
+    ]
+    tags = [c.tag for c in cfg.context_specs()]
+    return [
+        a
+        if tag is None
+        else dataclasses.replace(
+            a,
+            name=context_name(a.name, tag),
+            context=tag,
+            plain=a.name,
+            parent=None if a.parent is None else context_name(a.parent, tag),
+        )
+        for a in plain
+        for tag in [None, *tags]  # each arm, then the same arm in each context
     ]
 
 
@@ -683,11 +747,7 @@ def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
     if cond.dataset is None:
         return None
     kind = cond.dataset.condition
-    d = cond.dataset
-    changed = cond.start_from is not None or d.mix is not None or d.interleave is not None
-    if changed or cfg.train_for(cond).identity() != cfg.train.identity():
-        return kind + MITIGATED
-    return kind
+    return kind + MITIGATED if study_settings.changes_training(cfg, cond) else kind
 
 
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
@@ -695,7 +755,7 @@ def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
     status = Counter(
         ("generation_error" if r.error else "ok")
-        if r.measure == "bandit"
+        if r.measure != "judge"
         else metrics.classify(r, cfg)
         for r in rows
     )

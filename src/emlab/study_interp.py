@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emlab import interp, metrics
-from emlab.arms import Arm, is_code_task
+from emlab.arms import Arm, is_in_domain
 from emlab.config import InterpConfig, StudyFileError
 from emlab.interp.capture import CAPTURE_VERSION, Captured, Pair
 from emlab.interp.directions import Direction, PersonaPool
@@ -256,7 +256,7 @@ def sample_judged(
         GenerationRequest(r.model, r.question, r.params, r.seed, r.sample_index, spec) for r in base
     ]
     gens = st.generate(arm, reqs, directions=dict(vectors) if spec else None)
-    judged = [gens[r.key()] for r in reqs if not is_code_task(r.question)]
+    judged = [gens[r.key()] for r in reqs if not is_in_domain(r.question)]
     verdicts = st.judge_all(judge_, judged)
     return [s for s in st.scored(arm, reqs, gens, verdicts) if s.measure == "judge"]
 
@@ -455,7 +455,7 @@ def run_interp(
     assert cfg is not None
     given = validate_interp(st, where)
     base_name = st.baseline()
-    judged_qs = [q for q in qs if not is_code_task(q)]
+    judged_qs = [q for q in qs if not is_in_domain(q)]
     out: dict[str, Any] = {"method": cfg.method, "models": {}}
     for model in st.cfg.models:
         base_arm = Arm(model, base_name or "base", st.cfg.seeds[0])
@@ -502,7 +502,7 @@ def run_interp(
             base_gens = st.generate(base_arm, base_reqs)
             fixed = answer_pairs(base_reqs, base_gens)
             mine = [
-                (a, answer_pairs([r for r in reqs if not is_code_task(r.question)], gens))
+                (a, answer_pairs([r for r in reqs if not is_in_domain(r.question)], gens))
                 for a, reqs, gens in sampled
                 if a.model == model
             ]
