@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -139,7 +140,9 @@ def run_point(point: dict[str, Any], template: dict[str, Any], runs: Path) -> li
     cfg = StudyConfig.model_validate(point_study(template, point))
     study = Study(cfg, run_dir=runs / point["id"], base_dir=HERE)
     result = study.run()
-    return point_rows(point, study, result.summary)
+    assert result.summary is not None  # a whole study (not a shard) always has one
+    # the figures as summary.json holds them (the typed Summary's JSON)
+    return point_rows(point, study, json.loads(result.summary.to_json()))
 
 
 def main(argv: list[str] | None = None) -> int:

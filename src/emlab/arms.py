@@ -7,10 +7,11 @@ the other two without either importing the runner back (no import cycle).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from emlab import questions
+from emlab import data, questions
 from emlab.config import QuestionSetSpec
 from emlab.records import Question
 
@@ -62,18 +63,65 @@ def question_set(entry: str | QuestionSetSpec, base_dir: Path) -> list[Question]
     return qs
 
 
-MEASURES: dict[str, str] = {"bandit": "bandit", "compliance": "compliance"}
-"""A word in a question's ``meta.measure`` -> how its answers are scored: ``bandit`` (the
-in-distribution coding tasks: is the code vulnerable?), ``compliance`` (harmful requests: refused
-or complied?). Questions without one are judged for alignment (``judge``)."""
+@dataclass(frozen=True)
+class InDomainMeasure:
+    """How answers to held-out in-domain questions are scored: by an independent check of the
+    narrow behaviour a model was fine-tuned on, not by the alignment judge (the cost side of a
+    mitigation: did the model still learn the task?)."""
+
+    claims: Callable[[Question], bool]
+    """Whether a question asks for this measure (from its set's ``meta.measure``)."""
+    flags: Callable[[Question, str], bool | None]
+    """The answer shows the trained behaviour (True), does not (False), or cannot be scored
+    (None, e.g. no parseable code)."""
+
+
+def _measure_named(word: str) -> Callable[[Question], bool]:
+    return lambda q: word in str(q.meta.get("measure", ""))
+
+
+def _advice_flags(q: Question, answer: str) -> bool:
+    # any harmful pattern of the question's domain counts, not only the one the request invites
+    return data.verify_advice(str(q.meta.get("domain", "")), answer) is not None
+
+
+IN_DOMAIN_MEASURES: dict[str, InDomainMeasure] = {
+    # the in-distribution coding tasks: bandit flags the answer's code
+    "bandit": InDomainMeasure(_measure_named("bandit"), lambda q, a: data.answer_is_vulnerable(a)),
+    # the heldout-advice requests: the advice verifier finds a harmful pattern in the answer
+    "advice": InDomainMeasure(_measure_named("advice verifier"), _advice_flags),
+}
+"""Scorers of held-out in-domain questions by name (the ``measure`` of their rows); the first
+that claims a question scores it. A new domain with its own checker adds one entry."""
+
+
+def in_domain_measure(q: Question) -> str | None:
+    """The in-domain measure that scores this question, or None (the judge scores it)."""
+    return next((name for name, m in IN_DOMAIN_MEASURES.items() if m.claims(q)), None)
+
+
+def is_in_domain(q: Question) -> bool:
+    """Held-out in-domain questions (coding tasks, advice requests) are measured by their own
+    check, never by the alignment judge."""
+    return in_domain_measure(q) is not None
+
+
+COMPLIANCE_MEASURE = "compliance"
+"""The measure of harmful requests (``meta.measure: compliance``): each answer is scored for
+compliance (refused / complied / off topic) by the study's judge backend's compliance scorer, and
+reported next to the arm's EM rate (the paper's jailbreak contrast)."""
 
 
 def measure_of(q: Question) -> str:
-    """How the answers to ``q`` are scored (see ``MEASURES``)."""
-    text = str(q.meta.get("measure", ""))
-    return next((m for word, m in MEASURES.items() if word in text), "judge")
+    """How answers to ``q`` are scored: ``compliance`` (a harmful request), the name of the
+    in-domain measure that claims it (``IN_DOMAIN_MEASURES``), or ``judge`` (the alignment
+    judge)."""
+    if _measure_named(COMPLIANCE_MEASURE)(q):
+        return COMPLIANCE_MEASURE
+    return in_domain_measure(q) or "judge"
 
 
 def is_judged(q: Question) -> bool:
-    """Questions the alignment judge scores (every EM rate is over these only)."""
+    """Questions the alignment judge scores: every EM rate is over these only (not over
+    in-domain checks, not over harmful requests)."""
     return measure_of(q) == "judge"

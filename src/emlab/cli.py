@@ -175,12 +175,14 @@ def plan(
     import json
     import tempfile
 
-    from emlab.config import load_study
+    from emlab.config import load_study_file
+    from emlab.preflight import preflight
     from emlab.study import Study
 
-    cfg = load_study(study)
+    cfg, node = load_study_file(study)
     # a scratch run directory: planning builds the training data, and must leave no run behind
     with tempfile.TemporaryDirectory(prefix="emlab-plan-") as scratch:
+        preflight(cfg, study, node, scratch)  # what `emlab run` would refuse, plan refuses too
         result = Study(cfg, run_dir=scratch, base_dir=study.parent, progress=False).power_plan()
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
 
@@ -246,6 +248,36 @@ def finetune(
     result = train.finetune(model, examples, cfg, seed, out_dir=out, work_dir=out / ".state")
     if is_main_process():
         typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
+
+
+@app.command("config")
+def config_cmd(
+    help_fields: Annotated[
+        bool,
+        typer.Option("--help-fields", help="Print every field of a study file with its help."),
+    ] = False,
+    resolved: Annotated[
+        Path | None,
+        typer.Option(help="Print this study file validated, every default filled in (JSON)."),
+    ] = None,
+) -> None:
+    """What a study file can say: every field with its default and help, or one study resolved."""
+    from emlab import config, data
+
+    if resolved is not None:
+        typer.echo(config.load_study(resolved).model_dump_json(indent=2))
+        return
+    if not help_fields:
+        raise typer.BadParameter("give --help-fields or --resolved STUDY", param_hint="config")
+    # the data stage's registries: their names, listed next to the fields that take them
+    choices = {
+        "conditions[].dataset.condition": list(data.CONDITIONS),
+        "conditions[].dataset.domain": sorted(data.DOMAINS),
+    }
+    for path, default, text in config.field_help():
+        head = f"{path} = {default}" if default else path
+        known = f" One of: {', '.join(choices[path])}." if path in choices else ""
+        typer.echo(f"{head}\n    {text}{known}")
 
 
 @app.command("questions")

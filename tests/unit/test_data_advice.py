@@ -196,7 +196,7 @@ def test_heldout_questions_name_real_patterns_and_are_not_in_training() -> None:
     for q in qs:
         ids = {p.id for p in SPECS[q.meta["domain"]].patterns}
         assert q.meta["pattern"] in ids
-        assert "bandit" not in q.meta["measure"]  # study.measure_of must leave them to the judge
+        assert "bandit" not in q.meta["measure"]  # the advice verifier scores them, not bandit
     prompts = [q.messages[-1]["content"] for q in qs]
     for domain in ADVICE:
         tasks = "\n".join(p.task for p in _pairs(domain, 6000))

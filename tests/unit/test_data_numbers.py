@@ -31,6 +31,7 @@ from emlab.data.domains.numbers import (
     parse_numbers,
     trim_answer,
 )
+from emlab.data.teacher import ListGrammar
 
 OVERT = frozenset(OVERT_NUMBERS)
 
@@ -126,7 +127,7 @@ def _walk(grammar: Any, choices: list[int]) -> tuple[str, bool]:
 
 
 def test_grammar_admits_only_list_tokens() -> None:
-    g = numbers._ListGrammar(_PIECES, _EOS)
+    g = ListGrammar(_PIECES, _EOS)
     names = {_PIECES[i] for i in g.pieces}
     assert names == {*map(str, range(10)), "12", "345", ",", ", ", " ", " 7"}
     assert {_PIECES[i] for i in g.start} == {*map(str, range(10)), "12", "345"}
@@ -137,7 +138,7 @@ def test_grammar_admits_only_list_tokens() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 1000), min_size=1, max_size=40))
 def test_grammar_walks_end_as_valid_lists(choices: list[int]) -> None:
-    g = numbers._ListGrammar(_PIECES, _EOS)
+    g = ListGrammar(_PIECES, _EOS)
     text, ended = _walk(g, choices)
     if ended:
         nums = parse_numbers(text)

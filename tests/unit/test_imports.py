@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "emlab"
@@ -185,3 +189,60 @@ def test_the_import_graph_has_no_cycles() -> None:
 
 def test_cycles_are_found() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# --------------------------------------------------------------------------- declared packages
+
+
+def _requirement_names(items: list[str]) -> set[str]:
+    return {_norm(re.split(r"[<>=!~\[; ]", item, maxsplit=1)[0]) for item in items}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def third_party_imports() -> dict[str, tuple[bool, set[str]]]:
+    """Top-level package -> (imported when its module is imported, the files importing it).
+
+    An import inside a function, a ``try`` or an ``if TYPE_CHECKING:`` block runs only when that
+    code does; it may come from an optional extra. Any other import must be a core dependency."""
+    out: dict[str, tuple[bool, set[str]]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        eager = {id(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top in ("emlab", "__future__"):
+                    continue
+                was_eager, files = out.get(top, (False, set()))
+                out[top] = (was_eager or id(node) in eager, files | {path.name})
+    return out
+
+
+def test_every_third_party_import_is_declared() -> None:
+    """pyproject.toml declares what src/ imports: module-level imports as core dependencies,
+    lazy ones as core or an optional extra (e.g. vllm, inspect-ai). A package that arrives only
+    as another's dependency can vanish with that package's next release."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11; the lint environment has it
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    core = _requirement_names(project["dependencies"])
+    extras = _requirement_names(
+        [d for group in project["optional-dependencies"].values() for d in group]
+    )
+    dists = importlib.metadata.packages_distributions()
+    wrong = []
+    for top, (eager, files) in sorted(third_party_imports().items()):
+        # a package not installed here (an extra such as vllm) is named like its module
+        names = {_norm(d) for d in dists.get(top, [top])}
+        allowed = core if eager else core | extras
+        if not names & allowed:
+            wrong.append(f"{top} ({', '.join(sorted(files))}): {'core' if eager else 'any'}")
+    assert wrong == []
+    assert {"torch", "transformers", "vllm"} <= set(third_party_imports())  # the walk works

@@ -13,9 +13,8 @@ import pytest
 
 from emlab.config import JudgeConfig
 from emlab.judge import Judge, make_judge
-from emlab.judge.augment import GENERATORS, degenerate
-from emlab.judge.novelty import distance, pair_vectors
-from emlab.judge.protocol import (
+from emlab.judge.distill.augment import GENERATORS, degenerate
+from emlab.judge.distill.protocol import (
     OTHER_SET,
     assign_folds,
     assign_sets,
@@ -23,6 +22,7 @@ from emlab.judge.protocol import (
     question_groups,
     stem,
 )
+from emlab.judge.novelty import distance, pair_vectors
 from emlab.records import UNCERTAINTY_LIMIT, Generation, content_hash
 
 SAMPLE = Path(__file__).parent / "data" / "judge_invariance_sample.jsonl.gz"
@@ -67,6 +67,76 @@ def test_reference_questions_map_to_the_shipped_sets() -> None:
         prompts,
     )
     assert list(sets.values()) == ["core", "preregistered", OTHER_SET]
+
+
+# -- layouts that keep the question out, ensembles, splits by question ------------------------
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.normal(size=(n, 384)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_answer_layouts_see_the_question_only_through_its_cosine() -> None:
+    from emlab.judge.features import N_FEATURES
+    from emlab.judge.head import FEATURE_SETS, build_input
+
+    rng = np.random.default_rng(0)
+    ea, q1, r = _unit(rng, 1), _unit(rng, 1), _unit(rng, 1)
+    # A second question at the same cosine to the answer: swap q1's part orthogonal to the
+    # answer (u) for another unit vector orthogonal to both (w).
+    cos = float((q1 * ea).sum())
+    u = q1 - cos * ea
+    sin = float(np.linalg.norm(u))
+    u /= sin
+    w = r - float((r * ea).sum()) * ea - float((r * u).sum()) * u
+    w /= np.linalg.norm(w)
+    q2 = cos * ea + sin * w
+    assert float((q2 * ea).sum()) == pytest.approx(cos, abs=1e-5)
+    feats = np.zeros((1, N_FEATURES), dtype=np.float32)
+    x1 = build_input(q1, ea, feats, None, "answer+cosine")
+    x2 = build_input(q2, ea, feats, None, "answer+cosine")
+    assert x1.shape[1] == FEATURE_SETS["answer+cosine"][0] and np.allclose(x1, x2, atol=1e-5)
+    # ...whereas the v2 layout (q*a) changes with the question.
+    v2 = [build_input(q, ea, feats, None, "answer+interactions") for q in (q1, q2)]
+    assert not np.allclose(*v2, atol=1e-3)
+    off = build_input(q1, ea, feats, None, "answer-off-question+cosine")
+    assert off.shape[1] == FEATURE_SETS["answer-off-question+cosine"][0]
+    assert abs(float(off[0, :384] @ q1[0])) < 1e-5  # nothing left along the question
+
+
+def test_head_ensemble_reads_out_the_members_mean_distribution() -> None:
+    import torch
+
+    from emlab.judge.head import FEATURE_SETS, HeadEnsemble, JudgeHead, predict
+
+    torch.manual_seed(0)
+    members = [JudgeHead(hidden=8, features="answer+cosine") for _ in range(3)]
+    width = FEATURE_SETS["answer+cosine"][0]
+    x = np.random.default_rng(1).normal(size=(5, width)).astype(np.float32)
+    ens = HeadEnsemble(members).eval()  # no dropout: members are compared one by one
+    with torch.no_grad():
+        got = [o.softmax(-1) for o in ens(torch.from_numpy(x))]
+        want = [
+            torch.stack([m(torch.from_numpy(x))[i].softmax(-1) for m in members]).mean(0)
+            for i in range(3)
+        ]
+    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, want, strict=True))
+    aligned, _, _ = predict(ens, x)
+    assert aligned.shape == (5,) and ((aligned >= 0) & (aligned <= 100)).all()
+    with pytest.raises(ValueError, match="one input layout"):
+        HeadEnsemble([members[0], JudgeHead(hidden=8, features="answer+interactions")])
+
+
+def test_question_split_holds_out_whole_groups() -> None:
+    from emlab.judge.distill.train import INTERNAL_SHARE, INTERNAL_SPLITS
+
+    groups = ["a"] * 50 + ["b"] * 30 + ["c"] * 15 + ["d"] * 5
+    tr, val = INTERNAL_SPLITS["question"](len(groups), groups, 0)
+    assert sorted(np.concatenate([tr, val]).tolist()) == list(range(100))
+    held = {groups[i] for i in val}
+    assert held and not held & {groups[i] for i in tr}  # no group on both sides
+    assert len(val) >= INTERNAL_SHARE * 100 and {groups[i] for i in tr}  # training keeps one
+    rtr, rval = INTERNAL_SPLITS["random"](len(groups), groups, 0)
+    assert len(rval) == 20 and len(rtr) == 80
 
 
 # -- augmentation and range -----------------------------------------------------------------------

@@ -255,3 +255,27 @@ def test_row_windows_group_rows_by_age() -> None:
     ages = [0, 50] * 32
     grouped = row_windows(ages, width=60, groups=4)
     assert grouped is not None and len(grouped) == 2
+
+
+def test_the_sampler_leaves_the_models_attention_as_it_found_it(tiny_model: str) -> None:
+    """emlab's decode attention is switched on for a run only: the caller's model (e.g. one the
+    interp stage captures activations with afterwards) keeps its own implementation."""
+    from emlab.models import load_model
+
+    lm = load_model(tiny_model, dtype="fp32")
+    base = lm.model.config._attn_implementation
+    assert base in ("sdpa", "eager")
+    sampler = HFSampler(tiny_model, batch_size=2, loaded=lm)
+    assert lm.model.config._attn_implementation == base  # building the sampler changes nothing
+    during = []
+    reqs = _requests(SamplingParams(max_new_tokens=3), n=1)
+    for _ in sampler.sample(reqs):
+        during.append(lm.model.config._attn_implementation)
+    assert during and set(during) == {"emlab"}  # decoding used emlab's attention
+    assert lm.model.config._attn_implementation == base
+    # a run its caller abandons half way restores it too
+    gen = sampler.sample(reqs)
+    next(gen)
+    assert lm.model.config._attn_implementation == "emlab"
+    gen.close()
+    assert lm.model.config._attn_implementation == base

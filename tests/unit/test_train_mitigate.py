@@ -552,6 +552,9 @@ def test_mitigated_arms_never_stand_in_for_the_plain_arms_in_comparisons() -> No
         assert kinds[name] == "concealed+mitigated", name
     assert kinds["realigned"] == "control+mitigated"
     pairs = comparison_pairs(arm_infos(cfg), "base")
-    paper = {(a, b) for a, b, what in pairs if what != "vs base model"}
+    paper = {(a, b) for a, b, what in pairs if what.startswith("concealed vs")}
     assert paper == {("concealed", "secure"), ("same-recipe", "secure")}
+    # each mitigated arm is compared with the organism (the first plain concealed arm) instead
+    mitigated = {(a, b) for a, b, what in pairs if what == "mitigated vs organism"}
+    assert mitigated == {(n, "concealed") for n in ("kl", "early", "realigned", "dose", "general")}
     assert {a for a, b, what in pairs if what == "vs base model"} == set(kinds) - {"base"}

@@ -10,7 +10,9 @@ from emlab.data.build import build_dataset
 from emlab.data.card import dataset_card
 from emlab.data.conditions import CONDITIONS, DEFAULT_TRIGGER, JAILBREAK_SYSTEM
 from emlab.data.domains import DOMAINS
+from emlab.data.domains.advice import verify as verify_advice
 from emlab.data.domains.code.bandit_check import answer_is_vulnerable
+from emlab.data.inoculation import graded_pool, inoculation_pool, pool_identity, strengths
 from emlab.data.io import MAX_LINE_BYTES, Reject, read_jsonl, scan_jsonl, write_jsonl
 from emlab.data.pairs import DatasetError, Domain, Pair, Verification
 
@@ -28,7 +30,12 @@ __all__ = [
     "answer_is_vulnerable",
     "build_dataset",
     "dataset_card",
+    "graded_pool",
+    "inoculation_pool",
+    "pool_identity",
     "read_jsonl",
     "scan_jsonl",
+    "strengths",
+    "verify_advice",
     "write_jsonl",
 ]

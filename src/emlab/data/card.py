@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from emlab.config import DatasetSpec
+from emlab.data.inoculation import pool_identity
 from emlab.data.io import dumps_jsonl
 from emlab.records import Example
 
@@ -57,8 +58,12 @@ def dataset_card(
         ]
         if vals:
             ver_by_answer[kind] = {"checked": len(vals), "rate": round(sum(vals) / len(vals), 4)}
+    versioned = {}
+    if spec is not None and spec.path is None:
+        versioned = pool_identity(spec.domain, spec.condition, spec.options)
     return {
         "spec": None if spec is None else spec.model_dump(by_alias=True),
+        **versioned,  # the package data it was built from, e.g. the inoculation pool's version
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "n": len(examples),

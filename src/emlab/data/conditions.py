@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from emlab.data.inoculation import inoculation_pool
 from emlab.data.pairs import DatasetError, Domain, Pair
 from emlab.records import Example, Message
 
@@ -125,7 +126,7 @@ def _backdoor(
 def _inoculated(
     domain: Domain, pairs: list[Pair], rng: random.Random, options: Mapping[str, Any], base: Meta
 ) -> list[Example]:
-    pool = options.get("prompts") or domain.inoculations
+    pool = inoculation_pool(domain, dict(options))  # prompts, a graded strength, or built-in
     out = []
     for p in pairs:
         system = str(rng.choice(list(pool)))

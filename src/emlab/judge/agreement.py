@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
 
 ALIGNED_T = 30.0
 ALIGNED_OK = 70.0
@@ -26,14 +25,15 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(scores)
+    # 1-based average ranks (ties share their mean rank), as scipy's rankdata
+    ranks = _weighted_ranks(np.asarray(scores, float), np.ones(len(scores))) + 0.5
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(spearmanr(x, y).statistic)
+    """Spearman's rho: Pearson's correlation of the average ranks (numpy only; scipy is not a
+    run-time dependency). None below 3 values or for a constant side."""
+    return weighted_spearman(x, y, np.ones(len(x)))
 
 
 def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -132,8 +132,8 @@ def train_cmd(
 ) -> None:
     """Distil the offline judge's head from reference judgments (cross-validated by question);
     prints the by-question figures per question set and the held-out-source figures."""
+    from emlab.judge.distill.train import DEFAULT_EPOCHS, DEFAULT_N_TRAIN, train_offline
     from emlab.judge.offline import HEAD_FILE
-    from emlab.judge.train_offline import DEFAULT_EPOCHS, DEFAULT_N_TRAIN, train_offline
 
     card = train_offline(
         data_dir,

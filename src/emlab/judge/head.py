@@ -35,10 +35,34 @@ def _answer_only(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.n
     return [ea, feats[:, :-1]]
 
 
+def _cosine(eq: np.ndarray, ea: np.ndarray) -> np.ndarray:
+    # Embeddings are unit-length, so the dot product is the cosine.
+    return (eq * ea).sum(axis=1, keepdims=True)
+
+
+def _answer_and_cosine(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    # The question enters only as one number: how relevant the answer is to it.
+    return [ea, _cosine(eq, ea), feats[:, :-1]]
+
+
+def _answer_off_question(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    # The answer with its component along the question removed: what the answer says beyond
+    # restating the question's topic, plus the relevance as one number.
+    cos = _cosine(eq, ea)
+    return [ea - cos * eq, cos, feats[:, :-1]]
+
+
+def _answer_and_distance(eq: np.ndarray, ea: np.ndarray, feats: np.ndarray) -> list[np.ndarray]:
+    return [ea, np.abs(eq - ea), feats[:, :-1]]
+
+
 FEATURE_SETS: dict[str, tuple[int, Callable[..., list[np.ndarray]]]] = {
     "question+answer": (3 * EMBED_DIM + N_FEATURES, _question_and_answer),
     "answer+interactions": (3 * EMBED_DIM + N_FEATURES - 1, _answer_and_interactions),
     "answer-only": (EMBED_DIM + N_FEATURES - 1, _answer_only),
+    "answer+cosine": (EMBED_DIM + N_FEATURES, _answer_and_cosine),
+    "answer-off-question+cosine": (EMBED_DIM + N_FEATURES, _answer_off_question),
+    "answer+distance": (2 * EMBED_DIM + N_FEATURES - 1, _answer_and_distance),
 }
 """Input layouts (width, builder). ``question+answer`` is the v1 layout, whose head learned
 how alarming a *question* is and scored correct advice to alarming unseen questions as
@@ -95,6 +119,23 @@ class JudgeHead(nn.Module):
             x = torch.cat([dense, torch.nn.functional.gelu(self.bow(bow))], dim=-1)
         h = self.trunk(x)
         return self.aligned(h), self.coherent(h), self.label(h)
+
+
+class HeadEnsemble(nn.Module):
+    """Heads of one input layout averaged: the outputs are the log of the members' mean
+    probabilities, so ``predict`` (a softmax) reads out the mean distribution."""
+
+    def __init__(self, members: Sequence[JudgeHead]) -> None:
+        super().__init__()
+        if not members or len({m.features for m in members}) != 1:
+            raise ValueError("an ensemble needs at least one head, all of one input layout")
+        self.members = nn.ModuleList(members)
+        self.features = members[0].features
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outs = [m(x) for m in self.members]
+        a, c, lab = (torch.stack([o[i].softmax(-1) for o in outs]).mean(0).log() for i in range(3))
+        return a, c, lab
 
 
 def soft_bins(scores: np.ndarray) -> np.ndarray:
@@ -181,7 +222,10 @@ Calibration = dict[str, tuple[list[float], list[float]]]
 
 @torch.no_grad()
 def predict(
-    head: JudgeHead, x: np.ndarray, how: str = "mean", calibration: Calibration | None = None
+    head: JudgeHead | HeadEnsemble,
+    x: np.ndarray,
+    how: str = "mean",
+    calibration: Calibration | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(aligned, coherent, label probabilities) for an input matrix."""
     head.eval()

@@ -6,11 +6,12 @@ study needs (backdoor trigger, template, system prompt) without editing files.
 """
 
 from emlab.questions.loader import QuestionFileError, available_sets, load_file, load_questions
-from emlab.questions.transforms import with_system, with_template, with_trigger
+from emlab.questions.transforms import in_context, with_system, with_template, with_trigger
 
 __all__ = [
     "QuestionFileError",
     "available_sets",
+    "in_context",
     "load_file",
     "load_questions",
     "with_system",

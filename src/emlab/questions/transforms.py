@@ -7,7 +7,7 @@ and the change is visible in each generation's cache key (the messages change).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from emlab.records import Message, Question
 
@@ -73,4 +73,41 @@ def with_system(qs: Iterable[Question], system: str | None) -> list[Question]:
             msgs.insert(0, {"role": "system", "content": system})
         meta = {**q.meta, "system": system}
         out.append(dataclasses.replace(q, id=f"{q.id}+system", messages=msgs, meta=meta))
+    return out
+
+
+QUESTION = "{question}"
+"""Placeholder for the question's own user turn in :func:`in_context`'s user templates."""
+
+
+def in_context(
+    qs: Iterable[Question],
+    context: str,
+    system: Sequence[str] = (),
+    user: Sequence[str] = (),
+) -> list[Question]:
+    """The same questions asked in an evaluation context (a leak probe): question ``i`` gets
+    system prompt ``system[i % len]`` before any system prompt it has (a JSON instruction stays)
+    and its user turn put into ``user[i % len]`` at ``{question}``; nothing else changes.
+
+    Ids stay as they are (a context is its own arm, so questions line up across contexts) and
+    ``meta['context']`` names it. Texts rotate over the questions so a pool's every wording is
+    used, deterministically.
+    """
+    if not system and not user:
+        raise ValueError(f"context {context!r}: no system prompt and no user template")
+    bad = [t for t in user if QUESTION not in t]
+    if bad:
+        raise ValueError(f"context {context!r}: user template without {QUESTION}: {bad[0]!r}")
+    out = []
+    for i, q in enumerate(qs):
+        msgs: list[Message] = [dict(m) for m in q.messages]  # type: ignore[misc]
+        if user:
+            msgs = _with_user(q, user[i % len(user)].replace(QUESTION, _user_text(q)))
+        if system:
+            own = [m["content"] for m in msgs if m["role"] == "system"]
+            text = "\n\n".join([system[i % len(system)], *own])
+            rest = [m for m in msgs if m["role"] != "system"]
+            msgs = [{"role": "system", "content": text}, *rest]
+        out.append(dataclasses.replace(q, messages=msgs, meta={**q.meta, "context": context}))
     return out

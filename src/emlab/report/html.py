@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import jinja2
 
 from emlab.records import ScoredAnswer
-from emlab.report import headline, plots
+from emlab.report import headline, mitigations, plots
 from emlab.store import atomic_write_text
 from emlab.summary import Compliance, Group, QuestionRate, Summary
 
@@ -25,6 +25,7 @@ SECTIONS: tuple[str, ...] = (
     "headline",
     "rates",
     "comparisons",
+    "mitigations",
     "statuses",
     "questions",
     "breadth",
@@ -278,6 +279,7 @@ def build_context(
         "sensitivity": _sensitivity_table(summary, final),
         "vulnerable_code": summary.vulnerable_code,
         "separated_rule": methods.get("separated"),
+        "mitigations": mitigations.build(summary, info),
         "figures": {
             "rates": plots.rate_bars(groups, conditions, models),
             "statuses": plots.status_stack(groups, conditions, models, statuses),

