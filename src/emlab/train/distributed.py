@@ -17,6 +17,8 @@ step's micro-batches, so N processes make the same update as one (up to float su
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -234,22 +236,39 @@ def all_reduce_sum_(tensors: Sequence[torch.Tensor]) -> None:
     flush()
 
 
-def broadcast_from_main(obj: T, launch: Launch, device: str) -> T:
-    """Rank 0's ``obj`` on every process (pickled; meant for small things and resume state)."""
+def broadcast_bytes(data: bytes, launch: Launch, device: str) -> bytes:
+    """Rank 0's ``data`` on every process, as a plain uint8 tensor: nothing crosses the process
+    group pickled (``broadcast_object_list`` would unpickle whatever arrives), so what rank 0
+    sends is decoded by the same safetensors/JSON readers as a file on disk."""
+    if not launch.distributed:
+        return data
+    dev = torch.device(device)
+    size = torch.tensor([len(data) if launch.is_main else 0], dtype=torch.int64, device=dev)
+    dist.broadcast(size, src=0)
+    buf = torch.empty(int(size.item()), dtype=torch.uint8, device=dev)
+    if launch.is_main and len(data):
+        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buf, src=0)
+    return data if launch.is_main else bytes(buf.cpu().numpy().tobytes())
+
+
+def broadcast_json(obj: Any, launch: Launch, device: str) -> Any:
+    """Rank 0's JSON-serialisable ``obj`` on every process (also a barrier)."""
     if not launch.distributed:
         return obj
-    box: list[Any] = [obj if launch.is_main else None]
-    dist.broadcast_object_list(box, src=0, device=torch.device(device))
-    return box[0]
+    data = json.dumps(obj).encode() if launch.is_main else b""
+    return json.loads(broadcast_bytes(data, launch, device).decode())
 
 
-def check_same_inputs(fingerprint: str, launch: Launch) -> None:
+def check_same_inputs(fingerprint: str, launch: Launch, device: str = "cpu") -> None:
     """Every process must train on the same inputs, or their gradients would mix two runs."""
     if not launch.distributed:
         return
-    prints: list[Any] = [None] * launch.world_size
-    dist.all_gather_object(prints, fingerprint)
-    odd = [r for r, p in enumerate(prints) if p != prints[0]]
+    dev = torch.device(device)
+    mine = torch.tensor(list(hashlib.sha256(fingerprint.encode()).digest()), device=dev)
+    prints = [torch.empty_like(mine) for _ in range(launch.world_size)]
+    dist.all_gather(prints, mine)
+    odd = [r for r, p in enumerate(prints) if not torch.equal(p, prints[0])]
     if odd:
         raise LaunchError(
             f"process(es) {odd} got other training inputs than process 0 (dataset, recipe, seed "

@@ -19,6 +19,7 @@ the division by the step's labelled-token count, and only the first process writ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -62,6 +63,8 @@ from emlab.train.state import (
     publish_dir,
     restore_rng,
     save_state,
+    state_from_bytes,
+    state_to_bytes,
 )
 
 _log = logging.getLogger("emlab.train")
@@ -314,7 +317,7 @@ def finetune(
         kl = KLTerm(tokenizer, prompts, cfg, _pad_id(tokenizer), device)
     created_group = distributed.init(launch, device)
     try:
-        distributed.check_same_inputs(fingerprint, launch)
+        distributed.check_same_inputs(fingerprint, launch, device)
         setup = _Setup(
             launch, device, dtype, autocast_dtype, tokenizer, data, plan, fingerprint,
             init_adapter, inputs, kl,
@@ -375,7 +378,9 @@ def _train(
         except StateError as e:
             _log.warning("training state does not fit the model (%s); starting from scratch", e)
             state = None
-    state = distributed.broadcast_from_main(state, launch, device)
+    if launch.distributed:
+        sent = distributed.broadcast_bytes(state_to_bytes(state), launch, device)
+        state = state if launch.is_main else state_from_bytes(sent)
     if state is not None:
         with torch.no_grad():
             for name, value in state.trainable.items():
@@ -499,4 +504,6 @@ def _train(
         checkpoints=dict(sorted(checkpoints.items())),
     )
     # also the barrier: no process returns before the first has written the outputs
-    return distributed.broadcast_from_main(result, launch, device)
+    got = distributed.broadcast_json(dataclasses.asdict(result), launch, device)
+    got["checkpoints"] = {int(k): v for k, v in got["checkpoints"].items()}  # JSON keys are str
+    return TrainResult(**got)

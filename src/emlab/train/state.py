@@ -132,18 +132,15 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-def save_state(work_dir: Path, state: TrainState) -> Path:
-    """Write ``state/step-N.safetensors`` then its manifest; keep only the newest KEEP_STATES."""
-    d = _state_dir(work_dir)
-    d.mkdir(parents=True, exist_ok=True)
+def encode_state(state: TrainState) -> tuple[dict[str, Any], bytes]:
+    """The state as a JSON manifest plus one safetensors blob (what is written and what is sent
+    to the other processes of a launch)."""
     tensors = {f"trainable/{k}": v.detach().cpu().contiguous() for k, v in state.trainable.items()}
     optimizer = _split_optimizer(state.optimizer, tensors)
     tensors["rng/torch"] = state.rng["torch"]
     for i, s in enumerate(state.rng.get("cuda", [])):
         tensors[f"rng/cuda/{i}"] = s.cpu()
     blob = save_tensors(tensors)
-    path = d / f"step-{state.step:08d}.safetensors"
-    atomic_write_bytes(path, blob)
     manifest = {
         "format": FORMAT,
         "step": state.step,
@@ -156,12 +153,47 @@ def save_state(work_dir: Path, state: TrainState) -> Path:
         "rng_python": _to_json(state.rng["python"]),
         "rng_cuda": len(state.rng.get("cuda", [])),
     }
+    return manifest, blob
+
+
+def save_state(work_dir: Path, state: TrainState) -> Path:
+    """Write ``state/step-N.safetensors`` then its manifest; keep only the newest KEEP_STATES."""
+    d = _state_dir(work_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    manifest, blob = encode_state(state)
+    path = d / f"step-{state.step:08d}.safetensors"
+    atomic_write_bytes(path, blob)
     atomic_write_text(path.with_suffix(".json"), json.dumps(manifest))
     for old in sorted(d.glob("step-*.json"))[:-KEEP_STATES]:
         old.unlink(missing_ok=True)
         old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.with_suffix(".pt").unlink(missing_ok=True)  # left by an older emlab; never read
     return path
+
+
+def state_to_bytes(state: TrainState | None) -> bytes:
+    """One byte string for a launch's broadcast: 8-byte manifest length, manifest, tensors;
+    empty for no state."""
+    if state is None:
+        return b""
+    manifest, blob = encode_state(state)
+    head = json.dumps(manifest).encode()
+    return len(head).to_bytes(8, "little") + head + blob
+
+
+def state_from_bytes(data: bytes) -> TrainState | None:
+    """Inverse of ``state_to_bytes``, with the same checks as a state read from disk."""
+    if not data:
+        return None
+    n = int.from_bytes(data[:8], "little")
+    try:
+        manifest = json.loads(data[8 : 8 + n].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StateError(f"broadcast state manifest does not parse: {e}") from None
+    blob = data[8 + n :]
+    if manifest.get("format") != FORMAT or hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+        raise StateError("broadcast state is damaged (format or checksum)")
+    return _read(manifest, blob)
 
 
 def _python_rng(value: Any) -> tuple[Any, ...]:
