@@ -67,6 +67,13 @@ def run(
         bool,
         typer.Option("--json", help="Print the summary as JSON (for scripts) instead of tables."),
     ] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these of the study's seeds, e.g. 0 or 0,2 (a pilot; a later run of all "
+            "seeds reuses its work)."
+        ),
+    ] = None,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
@@ -79,7 +86,7 @@ def run(
                 f"{shard!r}: expected I/N with 0 <= I < N, e.g. 0/4", param_hint="--shard"
             )
         part = (int(index), int(count))
-    result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part)
+    result = run_study(study, run_dir=run_dir, progress=not quiet, shard=part, seeds=seeds)
     if result.summary is not None:  # a shard has no summary; the final run prints it
         _print_summary(result.summary, str(result.run_dir), as_json)
     if not as_json:
@@ -169,17 +176,25 @@ def plan(
         Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these of the study's seeds, e.g. 0 or 0,2 (a pilot; a later run of all "
+            "seeds reuses its work)."
+        ),
+    ] = None,
 ) -> None:
     """Show a study's arms, answers, the smallest difference each comparison can detect and a
     run-time estimate, without training, sampling or judging anything."""
     import json
     import tempfile
 
-    from emlab.config import load_study_file
+    from emlab.config import load_study_file, only_seeds
     from emlab.preflight import preflight
     from emlab.study import Study
 
     cfg, node = load_study_file(study)
+    cfg = only_seeds(cfg, study, seeds)
     # a scratch run directory: planning builds the training data, and must leave no run behind
     with tempfile.TemporaryDirectory(prefix="emlab-plan-") as scratch:
         preflight(cfg, study, node, scratch)  # what `emlab run` would refuse, plan refuses too

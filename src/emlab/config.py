@@ -1142,6 +1142,23 @@ def load_study_file(path: str | Path) -> tuple[StudyConfig, yaml.Node | None]:
         raise StudyFileError(validation_message(path, node, e)) from None
 
 
+def only_seeds(cfg: StudyConfig, path: str | Path, seeds: str | None) -> StudyConfig:
+    """``--seeds 0,2``: the study restricted to some of its own seeds (a pilot whose work a later
+    run of all seeds reuses, every cache key being the same); None leaves it whole."""
+    if seeds is None:
+        return cfg
+    parts = [p.strip() for p in seeds.split(",")]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise StudyFileError(f"--seeds {seeds!r}: expected seeds separated by commas, e.g. 0,1")
+    picked = list(dict.fromkeys(int(p) for p in parts))
+    foreign = [s for s in picked if s not in cfg.seeds]
+    if foreign:
+        raise StudyFileError(
+            f"--seeds {seeds!r}: {foreign} not among {path}'s seeds {cfg.seeds} (pick a subset)"
+        )
+    return cfg.model_copy(update={"seeds": picked})
+
+
 def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study file; errors name the file, the line and the field."""
     return load_study_file(path)[0]

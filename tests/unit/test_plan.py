@@ -120,6 +120,24 @@ def test_emlab_plan_runs_nothing_and_leaves_no_run(tiny_model: str, tmp_path: Pa
     assert not (tmp_path / "run").exists()
 
 
+def test_seeds_option_plans_a_subset_and_refuses_a_foreign_seed(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    """``--seeds`` (plan and run) keeps some of the study's own seeds: a pilot whose work the
+    full run reuses; a seed the study does not list is one line naming the option and file."""
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(_study(tiny_model, seeds=[0, 1, 2])))
+    out = CliRunner().invoke(app, ["plan", str(study), "--json", "--seeds", "2,0"])
+    assert out.exit_code == 0, out.output
+    plan = json.loads(out.output)
+    assert plan["seeds"] == 2 and plan["runtime"]["adapters"] == 2 * 2
+    for bad, says in (("5", "[5] not among"), ("0,x", "expected seeds")):
+        out = CliRunner().invoke(app, ["plan", str(study), "--seeds", bad])
+        message = str(out.exception)  # cli.main prints an EmlabError's message as one line
+        assert out.exit_code != 0 and says in message and "--seeds" in message
+        assert str(study) in message or says == "expected seeds"
+
+
 def test_a_missing_estimate_says_why_and_keeps_the_power(tiny_model: str, tmp_path: Path) -> None:
     """A model the planner cannot size (here: a folder whose config names no architecture
     transformers knows) loses the run-time line, not the plan."""
