@@ -24,7 +24,7 @@ from emlab.arms import Arm, is_judged
 from emlab.config import InterpConfig, StudyFileError
 from emlab.interp.capture import CAPTURE_VERSION, Captured, Pair
 from emlab.interp.directions import Direction, PersonaPool
-from emlab.interp.signature import signature_table
+from emlab.interp.signature import Bootstrap, signature_contrasts, signature_table
 from emlab.models import LoadedModel, load_model
 from emlab.records import (
     Generation,
@@ -331,8 +331,11 @@ def signature(
     direction: Direction,
     fixed: Sequence[Pair],
     base: str,
+    rates: Mapping[tuple[str, int, int | None], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Signature table, monitor curve and convergence matrix over the study's arms."""
+    """Signature table, pairwise contrasts, monitor curve and convergence matrix over the
+    study's arms. ``rates`` (condition, seed, step) -> ``rate_row`` puts each checkpoint's EM
+    rate on the monitor beside its projection and training loss."""
     import torch
 
     per: dict[str, dict[str, Any]] = {}
@@ -340,25 +343,31 @@ def signature(
         per[arm.label] = {"arm": arm, **arm_projections(st, arm, direction, fixed, own)}
     final = {k: v for k, v in per.items() if v["arm"].step is None}
     cfg = st.cfg.metrics
-    table = signature_table(
-        {(v["arm"].condition, v["arm"].seed): v["fixed"] for v in final.values()},
-        {(v["arm"].condition, v["arm"].seed): v["own"] for v in final.values()},
-        base,
-        cfg.bootstrap_resamples,
-        cfg.confidence,
-        cfg.bootstrap_seed,
-    )
-    monitor = [
-        {
-            "condition": v["arm"].condition,
-            "seed": v["arm"].seed,
-            "step": v["arm"].step if v["arm"].step is not None else _last_step(st, v["arm"]),
-            "final": v["arm"].step is None,
-            "projection": float(v["fixed"].mean()),
-        }
-        for v in per.values()
-        if v["arm"].adapter_key is not None
-    ]
+    by_fixed = {(v["arm"].condition, v["arm"].seed): v["fixed"] for v in final.values()}
+    by_own = {(v["arm"].condition, v["arm"].seed): v["own"] for v in final.values()}
+    boot = Bootstrap(cfg.bootstrap_resamples, cfg.confidence, cfg.bootstrap_seed)
+    table = signature_table(by_fixed, by_own, base, *boot)
+    contrasts = signature_contrasts(by_fixed, by_own, base, boot)
+    monitor = []
+    for v in per.values():
+        arm = v["arm"]
+        if arm.adapter_key is None:
+            continue
+        logs = {int(e["step"]): e for e in st.store.logs(f"train/{arm.adapter_key}")}
+        step = arm.step if arm.step is not None else (max(logs) if logs else None)
+        rate = (rates or {}).get((arm.condition, arm.seed, arm.step)) or {}
+        monitor.append(
+            {
+                "condition": arm.condition,
+                "seed": arm.seed,
+                "step": step,
+                "final": arm.step is None,
+                "projection": float(v["fixed"].mean()),
+                "loss": logs[step].get("loss") if step in logs else None,
+                "em_rate": rate.get("em_rate"),
+                "em_n": (rate.get("misaligned") or 0) + (rate.get("aligned") or 0),
+            }
+        )
     base_means = [v["mean_fixed"] for v in final.values() if v["arm"].condition == base]
     convergence: dict[str, Any] = {}
     if base_means:
@@ -369,16 +378,20 @@ def signature(
             names = [*shifts, f"direction ({direction.card['method']})"]
             units = torch.stack([s / s.norm() for s in shifts.values()] + [direction.unit()])
             convergence = {"labels": names, "cosine": (units @ units.T).tolist()}
-    return {"table": table, "monitor": monitor, "convergence": convergence}
+    base_rates = [
+        r["em_rate"]
+        for (c, _, step), r in (rates or {}).items()
+        if c == base and step is None and r.get("em_rate") is not None
+    ]
+    return {
+        "table": table,
+        "contrasts": contrasts,
+        "base": {"em_rate": float(np.mean(base_rates)) if base_rates else None},
+        "monitor": monitor,
+        "convergence": convergence,
+    }
 
 
-def _last_step(st: Study, arm: Arm) -> int | None:
-    """The final adapter's training step (from the training log), to place it on the monitor."""
-    logs = st.store.logs(f"train/{arm.adapter_key}")
-    return int(logs[-1]["step"]) if logs else None
-
-
-# ------------------------------------------------------------------------------ in a study
 def check_layers(cfg: InterpConfig, n_layers: int, where: str) -> None:
     """A layer out of range is one line naming the file and field, before any model work."""
     for name in ("layers", "ablate_layers"):
@@ -506,7 +519,13 @@ def run_interp(
                 for a, reqs, gens in sampled
                 if a.model == model
             ]
-            res["signature"] = signature(st, mine, direction, fixed, base_name or "base")
+            # each checkpoint's EM rate on the plain judged questions, for the monitor
+            grouped: dict[tuple[str, int, int | None], list[ScoredAnswer]] = {}
+            for r in rows:
+                if r.model == model and r.measure == "judge":
+                    grouped.setdefault((r.condition, r.seed, r.step), []).append(r)
+            rates = {k: rate_row(g, st) for k, g in grouped.items()}
+            res["signature"] = signature(st, mine, direction, fixed, base_name or "base", rates)
         out["models"][model] = res
     atomic_write_text(st.run_dir / "interp.json", json.dumps(out, indent=2, default=_jsonable))
     from emlab.report.interp import render_interp

@@ -84,6 +84,12 @@ def test_a_study_with_interp_writes_its_section_and_reruns_from_cache(
     assert table["concealed"]["fixed"]["shift"] is not None
     monitor = res["signature"]["monitor"]
     assert [(p["step"], p["final"]) for p in monitor] == [(2, True), (1, False)]
+    # beside each projection: the training loss logged at that step and the checkpoint's own
+    # judged answers (2 questions x 2 samples; the rate is None when none was coherent)
+    logs = {p["step"]: p["loss"] for p in monitor}
+    assert all(isinstance(x, float) for x in logs.values()) and logs[1] != logs[2]
+    assert all("em_rate" in p and 0 <= p["em_n"] <= 4 for p in monitor)
+    assert res["signature"]["contrasts"] == []  # one fine-tuned condition: no pair
     assert '<section id="interp">' in (tmp_path / "run" / "interp.html").read_text()
     assert first.counts["sampled"] > 0
     again = run_study(path, run_dir=tmp_path / "run", progress=False)

@@ -11,7 +11,7 @@ comparison is paired per text).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,27 +27,8 @@ def shift_with_interval(
     """Mean over seeds of (mean projection of an arm - that of the base), and a percentile
     interval resampling seeds, then texts. ``paired``: every array holds the same texts in the
     same order (the fixed set), so arm and base are resampled together."""
-    if not arms or not len(base) or any(not len(a) for a in arms):
-        return {"shift": None, "ci_low": None, "ci_high": None, "seeds": len(arms)}
-    rng = np.random.default_rng(seed)
-    point = float(np.mean([a.mean() - base.mean() for a in arms]))
-    stats = np.empty(resamples)
-    for b in range(resamples):
-        pick = rng.integers(0, len(arms), len(arms))
-        total = 0.0
-        for i in pick:
-            arm = arms[i]
-            if paired:
-                idx = rng.integers(0, len(base), len(base))
-                total += float(arm[idx].mean() - base[idx].mean())
-            else:
-                ia = rng.integers(0, len(arm), len(arm))
-                ib = rng.integers(0, len(base), len(base))
-                total += float(arm[ia].mean() - base[ib].mean())
-        stats[b] = total / len(pick)
-    alpha = 1 - confidence
-    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return {"shift": point, "ci_low": float(low), "ci_high": float(high), "seeds": len(arms)}
+    got = contrast_with_interval(arms, [base], paired, resamples, confidence, seed)
+    return {**got, "seeds": len(arms)}
 
 
 def signature_table(
@@ -81,4 +62,88 @@ def signature_table(
                 "own": shift_with_interval(arms_o, ref_own, False, resamples, confidence, seed),
             }
         )
+    return rows
+
+
+def _resampled_mean(
+    arms: Sequence[np.ndarray], idx: np.ndarray | None, rng: np.random.Generator
+) -> float:
+    """One bootstrap draw of a condition's mean: its seeds resampled, then its texts (``idx``
+    shared by every arm when the texts are paired, else each arm's own draw)."""
+    pick = rng.integers(0, len(arms), len(arms))
+    return float(
+        np.mean(
+            [
+                arms[i][idx].mean() if idx is not None else rng.choice(arms[i], len(arms[i])).mean()
+                for i in pick
+            ]
+        )
+    )
+
+
+def contrast_with_interval(
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray],
+    paired: bool,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean over ``a``'s seeds minus mean over ``b``'s (two conditions, each trained on its own
+    seeds), with a percentile interval resampling the seeds of both, then texts. ``paired``:
+    every array holds the same texts in the same order (the fixed set), resampled together."""
+    if not a or not b or any(not len(x) for x in (*a, *b)):
+        return {"shift": None, "ci_low": None, "ci_high": None, "seeds": [len(a), len(b)]}
+    rng = np.random.default_rng(seed)
+    point = float(np.mean([x.mean() for x in a]) - np.mean([x.mean() for x in b]))
+    n_texts = len(a[0])
+    stats = np.empty(resamples)
+    for r in range(resamples):
+        idx = rng.integers(0, n_texts, n_texts) if paired else None
+        stats[r] = _resampled_mean(a, idx, rng) - _resampled_mean(b, idx, rng)
+    alpha = 1 - confidence
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return {
+        "shift": point,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "seeds": [len(a), len(b)],
+    }
+
+
+class Bootstrap(NamedTuple):
+    """How an interval is drawn: resamples, confidence level, random seed."""
+
+    resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+DEFAULT_BOOTSTRAP = Bootstrap()
+
+
+def signature_contrasts(
+    fixed: Mapping[tuple[str, int], np.ndarray],
+    own: Mapping[tuple[str, int], np.ndarray],
+    base: str,
+    boot: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> list[dict[str, Any]]:
+    """Every pair of fine-tuned conditions (in study order), A minus B, on the fixed texts and
+    on own answers: the direct answer to "does disclosure leave a trace concealment does not"."""
+    conds = [c for c in dict.fromkeys(c for c, _ in fixed) if c != base]
+    rows = []
+    for i, a in enumerate(conds):
+        for b in conds[i + 1 :]:
+            fa = [v for (c, _), v in fixed.items() if c == a]
+            fb = [v for (c, _), v in fixed.items() if c == b]
+            oa = [v for (c, _), v in own.items() if c == a]
+            ob = [v for (c, _), v in own.items() if c == b]
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "fixed": contrast_with_interval(fa, fb, True, *boot),
+                    "own": contrast_with_interval(oa, ob, False, *boot),
+                }
+            )
     return rows

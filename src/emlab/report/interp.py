@@ -115,28 +115,53 @@ def signature_bars(table: Sequence[Mapping[str, Any]]) -> str | None:
     return to_data_uri(fig)
 
 
-def monitor_curve(points: Sequence[Mapping[str, Any]], base: float | None) -> str | None:
-    """Mean projection on the fixed texts at each saved checkpoint (final adapter at the end)."""
+MONITOR_PANELS = (
+    ("projection", "mean projection (fixed texts)"),
+    ("loss", "training loss"),
+    ("em_rate", "EM rate (judge)"),
+)
+
+
+def monitor_rows(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per condition and step, the mean over seeds of each monitored quantity (None where no
+    seed has it), in study order then by step."""
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for p in points:
+        if p["step"] is not None:
+            groups.setdefault((p["condition"], int(p["step"])), []).append(p)
+    rows = []
+    for (cond, step), ps in groups.items():
+        row: dict[str, Any] = {"condition": cond, "step": step, "seeds": len(ps)}
+        for name, _ in MONITOR_PANELS:
+            vals = [float(p[name]) for p in ps if p.get(name) is not None]
+            row[name] = sum(vals) / len(vals) if vals else None
+        rows.append(row)
+    order = {c: i for i, c in enumerate(dict.fromkeys(p["condition"] for p in points))}
+    return sorted(rows, key=lambda r: (order[r["condition"]], r["step"]))
+
+
+def monitor_curve(points: Sequence[Mapping[str, Any]], base: Mapping[str, Any]) -> str | None:
+    """Projection, training loss and EM rate at each saved checkpoint (final adapter at the
+    end), side by side: does the representation move before the behaviour does? ``base``
+    holds the base model's projection and EM rate, drawn at step 0."""
     stepped = [p for p in points if p["step"] is not None]
     if not any(not p.get("final") for p in stepped):
         return None  # final adapters alone: no curve
-    if not stepped:
-        return None
-    fig = Figure(figsize=(6, 3))
-    ax = fig.add_subplot()
-    for i, cond in enumerate(dict.fromkeys(p["condition"] for p in stepped)):
-        by_step: dict[int, list[float]] = {}
-        for p in stepped:
-            if p["condition"] == cond:
-                by_step.setdefault(int(p["step"]), []).append(p["projection"])
-        xs = sorted(by_step)
-        ys = [sum(by_step[x]) / len(by_step[x]) for x in xs]
-        if base is not None:
-            xs, ys = [0, *xs], [base, *ys]
-        ax.plot(xs, ys, marker="o", color=_color(i), label=cond)
-    ax.set(xlabel="training step", ylabel="mean projection (fixed texts)")
-    ax.set_title("Training monitor (mean over seeds; step 0 = base)", fontsize=10)
-    ax.legend(fontsize=8)
+    rows = monitor_rows(stepped)
+    fig = Figure(figsize=(12, 3))
+    axes = fig.subplots(1, len(MONITOR_PANELS))
+    for ax, (name, label) in zip(axes, MONITOR_PANELS, strict=True):
+        for i, cond in enumerate(dict.fromkeys(r["condition"] for r in rows)):
+            mine = [r for r in rows if r["condition"] == cond and r[name] is not None]
+            pts = [(r["step"], r[name]) for r in mine]
+            if base.get(name) is not None:
+                pts = [(0, base[name]), *pts]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", color=_color(i), label=cond)
+        ax.set(xlabel="training step", ylabel=label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Training monitor (mean over seeds; step 0 = base)", fontsize=10)
+    fig.tight_layout()
     return to_data_uri(fig)
 
 
@@ -166,6 +191,7 @@ def _context(data: Mapping[str, Any]) -> dict[str, Any]:
             continue
         sig = res.get("signature") or {}
         base_points = [r["fixed_mean"] for r in sig.get("table", []) if r["fixed"]["shift"] == 0]
+        base = {"projection": base_points[0] if base_points else None, **(sig.get("base") or {})}
         models.append(
             {
                 "model": model,
@@ -174,14 +200,14 @@ def _context(data: Mapping[str, Any]) -> dict[str, Any]:
                 "steer": res.get("steer", []),
                 "ablate": res.get("ablate", []),
                 "signature": sig.get("table", []),
+                "contrasts": sig.get("contrasts", []),
+                "monitor": monitor_rows(sig.get("monitor", [])),
                 "figures": {
                     "separability": separability(res["direction"]),
                     "steer": steer_curve(res.get("steer", [])),
                     "ablate": ablation_bars(res.get("ablate", [])),
                     "signature": signature_bars(sig.get("table", [])),
-                    "monitor": monitor_curve(
-                        sig.get("monitor", []), base_points[0] if base_points else None
-                    ),
+                    "monitor": monitor_curve(sig.get("monitor", []), base),
                     "cosine": cosine_heatmap(sig.get("convergence", {})),
                 },
             }
