@@ -119,6 +119,15 @@ def show(
 
     run = load_run(run_dir)
     _print_summary(run.summary, f"{run.name}: {run.path}", as_json)
+    interp_file = run.path / "interp.json"
+    if not as_json and interp_file.is_file():  # the interp section's tables, after the rates
+        import json
+
+        from emlab.report.terminal import console, interp_tables
+
+        out = console()
+        for item in interp_tables(json.loads(interp_file.read_text(encoding="utf-8"))):
+            out.print(item)
 
 
 @app.command()

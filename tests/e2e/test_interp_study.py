@@ -90,6 +90,12 @@ def test_a_study_with_interp_writes_its_section_and_reruns_from_cache(
     assert all(isinstance(x, float) for x in logs.values()) and logs[1] != logs[2]
     assert all("em_rate" in p and 0 <= p["em_n"] <= 4 for p in monitor)
     assert res["signature"]["contrasts"] == []  # one fine-tuned condition: no pair
+    from emlab.cli import app as main_app
+
+    shown = runner.invoke(main_app, ["show", str(tmp_path / "run")])
+    assert shown.exit_code == 0, shown.output
+    for title in ("persona direction", "signature: shift", "training monitor"):
+        assert title in shown.output, title
     assert '<section id="interp">' in (tmp_path / "run" / "interp.html").read_text()
     assert first.counts["sampled"] > 0
     again = run_study(path, run_dir=tmp_path / "run", progress=False)

@@ -134,3 +134,66 @@ def render_text(summary: Summary, title: str | None = None, width: int = 120) ->
     cons = Console(width=width, record=True, highlight=False, color_system=None, file=io.StringIO())
     print_summary(summary, title, cons)
     return cons.export_text()
+
+
+def _shift(s: dict[str, Any] | None) -> str:
+    if not s or s.get("shift") is None:
+        return "n/a"
+    there = s["ci_low"] > 0 or s["ci_high"] < 0
+    return f"{s['shift']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]{' *' if there else ''}"
+
+
+def _titled(title: str, columns: tuple[str, ...], right: tuple[str, ...] = ()) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for col in columns:
+        t.add_column(col, no_wrap=True, justify="right" if col in right else "left")
+    return t
+
+
+def interp_tables(data: dict[str, Any]) -> list[Any]:
+    """A study's ``interp.json`` as terminal tables per model: the direction, the signature
+    (each condition vs base), the contrasts between conditions and the training monitor.
+    ``*`` marks an interval that excludes 0; the same numbers as the report's section."""
+    from emlab.report.interp import monitor_rows
+
+    out: list[Any] = []
+    for model, res in data.get("models", {}).items():
+        if "error" in res:
+            out.append(Text(f"interp, {model}: no direction ({res['error']})"))
+            continue
+        card = res["direction"]
+        auroc = (card.get("auroc") or [None] * (card["layer"] + 1))[card["layer"]]
+        out.append(
+            Text(
+                f"interp, {model}: {card['method']} direction {card['key']} at layer "
+                f"{card['layer']} (held-out AUROC {'n/a' if auroc is None else f'{auroc:.3f}'})"
+            )
+        )
+        sig = res.get("signature") or {}
+        if sig.get("table"):
+            t = _titled(
+                "signature: shift of the mean projection vs base",
+                ("condition", "seeds", "fixed texts [95% CI]", "own answers [95% CI]"),
+            )
+            for r in sig["table"]:
+                t.add_row(r["condition"], str(r["fixed"]["seeds"]), _shift(r["fixed"]),
+                          _shift(r["own"]))  # fmt: skip
+            out.append(t)
+        if sig.get("contrasts"):
+            t = _titled(
+                "contrasts: A - B (both sides' seeds resampled)",
+                ("A", "B", "fixed texts [95% CI]", "own answers [95% CI]"),
+            )
+            for r in sig["contrasts"]:
+                t.add_row(r["a"], r["b"], _shift(r["fixed"]), _shift(r["own"]))
+            out.append(t)
+        rows = monitor_rows(sig.get("monitor", []))
+        if rows:
+            cols = ("condition", "step", "seeds", "projection", "loss", "EM rate")
+            t = _titled("training monitor (mean over seeds)", cols, right=cols[1:])
+            for r in rows:
+                num = [("n/a" if r[k] is None else f"{r[k]:.3f}") for k in ("projection", "loss")]
+                t.add_row(r["condition"], str(r["step"]), str(r["seeds"]), *num,
+                          _pct(r["em_rate"]))  # fmt: skip
+            out.append(t)
+    return out
