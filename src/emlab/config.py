@@ -650,6 +650,14 @@ class InterpConfig(_Strict):
         description="Mean projection of every arm (and checkpoint) on one fixed teacher-forced "
         "text set (the base model's answers) and on its own answers; shift vs base.",
     )
+    signature_texts_per_question: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Signature: the fixed text set keeps the base model's first N answers to "
+        "each question (default: all). Every arm and checkpoint reads the whole set, so it sets "
+        "the capture cost; its interval resamples seeds first, then texts.",
+    )
     seed: int = Field(0, description="Seed of the held-out split and the random control.")
 
     @field_validator("steer")

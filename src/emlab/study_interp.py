@@ -513,9 +513,19 @@ def run_interp(
         if cfg.signature:
             base_reqs = st.requests(base_arm, judged_qs)
             base_gens = st.generate(base_arm, base_reqs)
-            fixed = answer_pairs(base_reqs, base_gens)
+            per_q = cfg.signature_texts_per_question
+            fixed = answer_pairs(
+                [r for r in base_reqs if per_q is None or r.sample_index < per_q], base_gens
+            )
+            # own answers of final adapters and the base only: a checkpoint is read on the fixed
+            # texts (the monitor), so capturing its own answers would cost without a use
             mine = [
-                (a, answer_pairs([r for r in reqs if is_judged(r.question)], gens))
+                (
+                    a,
+                    answer_pairs([r for r in reqs if is_judged(r.question)], gens)
+                    if a.step is None
+                    else [],
+                )
                 for a, reqs, gens in sampled
                 if a.model == model
             ]
