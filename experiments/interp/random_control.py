@@ -20,6 +20,9 @@ torch.set_num_threads(1)  # beside other work on a shared machine
 path = Path(__file__).with_name("signature.yaml")
 run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/interp-signature")
 cfg, _ = load_study_file(path)
+# the run's thread count is part of its adapters' keys: read it, or they would be trained anew
+threads = json.loads((run / "environment.json").read_text())["threads"]
+cfg = cfg.model_copy(update={"threads": threads})
 st = Study(cfg, run_dir=run, base_dir=path.parent, progress=False)
 st.source = str(path)
 arms = st.arms()
