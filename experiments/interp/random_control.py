@@ -14,7 +14,7 @@ import torch
 from emlab.arms import is_judged
 from emlab.config import load_study_file
 from emlab.study import Study
-from emlab.study_interp import answer_pairs, control_of, signature
+from emlab.study_interp import answer_pairs, control_of, fixed_texts, signature
 
 torch.set_num_threads(1)  # beside other work on a shared machine
 path = Path(__file__).with_name("signature.yaml")
@@ -31,11 +31,7 @@ info = json.loads((run / "interp.json").read_text())
 res = next(iter(info["models"].values()))
 control = control_of(Path(res["direction_path"]))
 base = next(a for a in arms if a.adapter_key is None and a.seed == cfg.seeds[0])
-reqs = st.requests(base, qs)
-per_q = cfg.interp.signature_texts_per_question
-fixed = answer_pairs(
-    [r for r in reqs if per_q is None or r.sample_index < per_q], st.generate(base, reqs)
-)
+fixed = fixed_texts(st, base, qs)  # the same texts as the study's signature
 mine = []
 for a in arms:
     r = st.requests(a, qs)

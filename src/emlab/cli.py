@@ -39,6 +39,15 @@ RUN_EPILOG = (
     "only those answers. --allow-failures turns 3 into 0."
 )
 
+SeedsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only these of the study's seeds, e.g. 0 or 0,2 (a pilot; a later run of all "
+        "seeds reuses its work)."
+    ),
+]
+"""``--seeds`` of ``emlab run`` and ``emlab plan`` (checked by ``config.only_seeds``)."""
+
 
 @app.command(epilog=RUN_EPILOG)
 def run(
@@ -67,13 +76,7 @@ def run(
         bool,
         typer.Option("--json", help="Print the summary as JSON (for scripts) instead of tables."),
     ] = False,
-    seeds: Annotated[
-        str | None,
-        typer.Option(
-            help="Only these of the study's seeds, e.g. 0 or 0,2 (a pilot; a later run of all "
-            "seeds reuses its work)."
-        ),
-    ] = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Run a whole study: build data, fine-tune, sample, judge, score, report. Resumes."""
     from emlab.study import run_study
@@ -185,13 +188,7 @@ def plan(
         Path, typer.Argument(help="Study file (YAML), e.g. examples/quickstart.yaml.")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    seeds: Annotated[
-        str | None,
-        typer.Option(
-            help="Only these of the study's seeds, e.g. 0 or 0,2 (a pilot; a later run of all "
-            "seeds reuses its work)."
-        ),
-    ] = None,
+    seeds: SeedsOption = None,
 ) -> None:
     """Show a study's arms, answers, the smallest difference each comparison can detect and a
     run-time estimate, without training, sampling or judging anything."""

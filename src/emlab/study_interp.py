@@ -61,6 +61,15 @@ def answer_pairs(reqs: Sequence[GenerationRequest], gens: Mapping[str, Generatio
     ]
 
 
+def fixed_texts(st: Study, base_arm: Arm, judged_qs: Sequence[Question]) -> list[Pair]:
+    """The signature's fixed teacher-forced texts: the base model's answers to the judged
+    questions, the first ``interp.signature_texts_per_question`` of each (all when unset)."""
+    assert st.cfg.interp is not None
+    per_q = st.cfg.interp.signature_texts_per_question
+    reqs = [r for r in st.requests(base_arm, judged_qs) if per_q is None or r.sample_index < per_q]
+    return answer_pairs(reqs, st.generate(base_arm, reqs))
+
+
 def _capture(st: Study, arm: Arm, pairs: Sequence[Pair]) -> Captured:
     got = interp.cached_capture(st.store, arm.model_key, _loader(arm), pairs, progress=st.progress)
     gc.collect()
@@ -349,11 +358,15 @@ def signature(
     table = signature_table(by_fixed, by_own, base, *boot)
     contrasts = signature_contrasts(by_fixed, by_own, base, boot)
     monitor = []
+    train_logs: dict[str, dict[int, dict[str, Any]]] = {}  # one read per adapter, not snapshot
     for v in per.values():
         arm = v["arm"]
         if arm.adapter_key is None:
             continue
-        logs = {int(e["step"]): e for e in st.store.logs(f"train/{arm.adapter_key}")}
+        if arm.adapter_key not in train_logs:
+            stream = st.store.logs(f"train/{arm.adapter_key}")
+            train_logs[arm.adapter_key] = {int(e["step"]): e for e in stream}
+        logs = train_logs[arm.adapter_key]
         step = arm.step if arm.step is not None else (max(logs) if logs else None)
         rate = (rates or {}).get((arm.condition, arm.seed, arm.step)) or {}
         monitor.append(
@@ -392,6 +405,7 @@ def signature(
     }
 
 
+# ------------------------------------------------------------------------------ in a study
 def check_layers(cfg: InterpConfig, n_layers: int, where: str) -> None:
     """A layer out of range is one line naming the file and field, before any model work."""
     for name in ("layers", "ablate_layers"):
@@ -511,12 +525,7 @@ def run_interp(
                 )
             ]
         if cfg.signature:
-            base_reqs = st.requests(base_arm, judged_qs)
-            base_gens = st.generate(base_arm, base_reqs)
-            per_q = cfg.signature_texts_per_question
-            fixed = answer_pairs(
-                [r for r in base_reqs if per_q is None or r.sample_index < per_q], base_gens
-            )
+            fixed = fixed_texts(st, base_arm, judged_qs)
             # own answers of final adapters and the base only: a checkpoint is read on the fixed
             # texts (the monitor), so capturing its own answers would cost without a use
             mine = [
