@@ -1,0 +1,77 @@
+"""The README's mitigation tables, read from a finished run's ``summary.json`` (nothing recomputed).
+
+    python experiments/mitigations/tables.py runs/mitigations > experiments/mitigations/results.md
+
+Per setting (plain questions, final adapter): misalignment with its interval, valid / all answers,
+the setting minus the organism (``concealed``) and its interval, in-domain learning (bandit on the
+held-out coding tasks) and the rate at the step-10 snapshot (early stopping). Then the leak probes
+(each arm in a training context minus the same arm asked plainly) and the split-behaviour rows
+(the re-aligned arm minus the organism, plainly and in each context).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def rate(g: dict[str, Any] | None) -> str:
+    if g is None or g.get("rate") is None:
+        return "–"
+    return f"{pct(g['rate'])} [{100 * g['ci_low']:.1f}, {100 * g['ci_high']:.1f}]"
+
+
+def diff(c: dict[str, Any] | None) -> str:
+    if c is None or c.get("delta") is None:
+        return "–"
+    sep = " **separated**" if c.get("separated") else ""
+    return (
+        f"{100 * c['delta']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]"
+        f" over {c.get('over')}{sep}"
+    )
+
+
+def final(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in entries if c.get("step") is None]
+
+
+def tables(s: dict[str, Any]) -> str:
+    groups = {(g["condition"], g["step"]): g for g in s["groups"]}
+    comps = {(c["a"], c["b"], c.get("step")): c for c in s["comparisons"]}
+    ind = {(d["condition"], d["step"]): d for d in s["in_domain"]}
+    plain = [c for (c, step) in groups if step is None and "+" not in c]
+    out = [
+        "| setting | misaligned, 95% CI | valid / all | − concealed (organism) | "
+        "− base | vulnerable code, held-out tasks | misaligned @ step 10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in plain:
+        g = groups[(c, None)]
+        d = ind.get((c, None))
+        vul = (
+            "–"
+            if d is None or d.get("rate") is None
+            else (f"{rate(d)} ({d['n_vulnerable']} of {d['n_code']} with code)")
+        )
+        out.append(
+            f"| {c} | {rate(g)} | {g['n_valid']} / {g['n_total']} | "
+            f"{diff(comps.get((c, 'concealed', None))) if c != 'concealed' else ''} | "
+            f"{diff(comps.get((c, 'base', None))) if c != 'base' else ''} | {vul} | "
+            f"{rate(groups.get((c, 10)))} |"
+        )
+    out += ["", "| leak probe: arm in context − same arm plain | difference, 95% CI |", "|---|---|"]
+    out += [f"| {c['a']} − {c['b']} | {diff(c)} |" for c in final(s["leak_probes"])]
+    out += ["", "| split behaviour: re-aligned − organism | difference, 95% CI |", "|---|---|"]
+    out += [f"| {c['a']} − {c['b']} | {diff(c)} |" for c in final(s["realignment"])]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/mitigations")
+    print(tables(json.loads((run / "summary.json").read_text(encoding="utf-8"))), end="")
