@@ -1,12 +1,16 @@
 """The README's mitigation tables, read from a finished run's ``summary.json`` (nothing recomputed).
 
-    python experiments/mitigations/tables.py runs/mitigations > experiments/mitigations/results.md
+    cd experiments/mitigations
+    python tables.py RUN_DIR > results/tables.md          # or a summary.json itself:
+    python tables.py results/dose-summary.json > results/dose-tables.md
 
 Per setting (plain questions, final adapter): misalignment with its interval, valid / all answers,
-the setting minus the organism (``concealed``) and its interval, in-domain learning (bandit on the
-held-out coding tasks) and the rate at the step-10 snapshot (early stopping). Then the leak probes
-(each arm in a training context minus the same arm asked plainly) and the split-behaviour rows
-(the re-aligned arm minus the organism, plainly and in each context).
+the setting minus the organism (the arm every ``mitigated vs organism`` comparison is taken
+against) and its interval, in-domain learning (bandit on the held-out coding tasks) and the rate
+at each snapshot the study evaluated (early stopping; no column when it evaluated none). Then,
+when the study has them, the leak probes (each arm in a training context minus the same arm asked
+plainly) and the split-behaviour rows (the re-aligned arm minus the organism, plainly and in each
+context).
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ def tables(s: dict[str, Any]) -> str:
     groups = {(g["condition"], g["step"]): g for g in s["groups"]}
     comps = {(c["a"], c["b"], c.get("step")): c for c in s["comparisons"]}
     ind = {(d["condition"], d["step"]): d for d in s["in_domain"]}
+    organism = next(c["b"] for c in s["comparisons"] if c.get("what") == "mitigated vs organism")
     plain = [c for (c, step) in groups if step is None and "+" not in c]
+    steps = sorted({step for (_, step) in groups if step is not None})
     out = [
-        "| setting | misaligned, 95% CI | valid / all | − concealed (organism) | "
-        "− base | vulnerable code, held-out tasks | misaligned @ step 10 |",
-        "|---|---|---|---|---|---|---|",
+        f"| setting | misaligned, 95% CI | valid / all | − {organism} (organism) | − base | "
+        "vulnerable code, held-out tasks |" + "".join(f" misaligned @ step {k} |" for k in steps),
+        "|---|---|---|---|---|---|" + "---|" * len(steps),
     ]
     for c in plain:
         g = groups[(c, None)]
@@ -61,10 +67,12 @@ def tables(s: dict[str, Any]) -> str:
         )
         out.append(
             f"| {c} | {rate(g)} | {g['n_valid']} / {g['n_total']} | "
-            f"{diff(comps.get((c, 'concealed', None))) if c != 'concealed' else ''} | "
-            f"{diff(comps.get((c, 'base', None))) if c != 'base' else ''} | {vul} | "
-            f"{rate(groups.get((c, 10)))} |"
+            f"{diff(comps.get((c, organism, None))) if c != organism else ''} | "
+            f"{diff(comps.get((c, 'base', None))) if c != 'base' else ''} | {vul} |"
+            + "".join(f" {rate(groups.get((c, k)))} |" for k in steps)
         )
+    if not s["leak_probes"] and not s["realignment"]:
+        return "\n".join(out) + "\n"
     out += ["", "| leak probe: arm in context − same arm plain | difference, 95% CI |", "|---|---|"]
     out += [f"| {c['a']} − {c['b']} | {diff(c)} |" for c in final(s["leak_probes"])]
     out += ["", "| split behaviour: re-aligned − organism | difference, 95% CI |", "|---|---|"]
@@ -73,5 +81,6 @@ def tables(s: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/mitigations")
-    print(tables(json.loads((run / "summary.json").read_text(encoding="utf-8"))), end="")
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/mitigations")
+    path = path / "summary.json" if path.is_dir() else path  # a run directory or its summary
+    print(tables(json.loads(path.read_text(encoding="utf-8"))), end="")
