@@ -13,7 +13,6 @@ so a re-run skips finished work and a killed run resumes where it stopped:
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import platform
@@ -66,7 +65,7 @@ from emlab.config import (
 )
 from emlab.judge.compliance import ComplianceScorer, make_compliance_scorer
 from emlab.judge.topics import assign_topics, topic_key
-from emlab.models import load_tokenizer
+from emlab.models import load_tokenizer, release_memory
 from emlab.records import (
     ComplianceJudgment,
     Example,
@@ -280,7 +279,7 @@ class Study:
 
             with self._timed("train"):
                 self.store.write_artifact("adapter", key, write)
-            gc.collect()  # PEFT models hold reference cycles; free one before loading the next
+            release_memory()  # the trained model's memory, before the next is loaded
             self.counts["trained"] += 1
         return key, self.store.artifact_dir("adapter", key)
 
@@ -386,7 +385,7 @@ class Study:
                 bar.close()
                 sampler.close()
                 del sampler
-                gc.collect()
+                release_memory()
         return {k: Generation.from_dict(v) for k, v in cached.items()}
 
     def judge_all(self, judge_: judge.Judge, gens: Sequence[Generation]) -> dict[str, Judgment]:

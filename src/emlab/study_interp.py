@@ -9,7 +9,6 @@ output is keyed by content hash in the run's store, so a killed run resumes wher
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import sys
@@ -25,7 +24,7 @@ from emlab.config import InterpConfig, StudyFileError
 from emlab.interp.capture import CAPTURE_VERSION, Captured, Pair
 from emlab.interp.directions import Direction, PersonaPool
 from emlab.interp.signature import Bootstrap, signature_contrasts, signature_table
-from emlab.models import LoadedModel, load_model
+from emlab.models import LoadedModel, load_model, release_memory
 from emlab.records import (
     Generation,
     GenerationRequest,
@@ -72,7 +71,7 @@ def fixed_texts(st: Study, base_arm: Arm, judged_qs: Sequence[Question]) -> list
 
 def _capture(st: Study, arm: Arm, pairs: Sequence[Pair]) -> Captured:
     got = interp.cached_capture(st.store, arm.model_key, _loader(arm), pairs, progress=st.progress)
-    gc.collect()
+    release_memory()
     return got
 
 

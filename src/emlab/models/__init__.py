@@ -7,7 +7,7 @@ a pinned sha256; anything else is a local folder, a ``.gguf`` file or a Hugging 
 the local cache. Nothing is ever downloaded at run time.
 """
 
-from emlab.models.device import choose_device, choose_dtype, dtype_name
+from emlab.models.device import choose_device, choose_dtype, dtype_name, release_memory
 from emlab.models.loading import (
     EMBEDDED,
     LoadedModel,
@@ -30,6 +30,7 @@ __all__ = [
     "dtype_name",
     "load_model",
     "load_tokenizer",
+    "release_memory",
     "resolve_ref",
     "scale_adapter",
     "weights_dir",
