@@ -152,3 +152,26 @@ def test_a_missing_estimate_says_why_and_keeps_the_power(tiny_model: str, tmp_pa
     plan = Study(cfg, run_dir=tmp_path / "run", progress=False).power_plan()
     assert plan.runtime is None and plan.runtime_note and plan.comparisons
     assert f"run time: no estimate ({plan.runtime_note})" in plan.text()
+
+
+def test_shards_nest_so_a_finished_shards_partner_can_be_split_in_two(tmp_path: Path) -> None:
+    """README: ``0/4`` and ``2/4`` together are exactly ``0/2``, and all shards of one count
+    cover every unit once (no model work: ``plan`` only lists units)."""
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "shards",
+            "models": ["m1", "m2"],
+            "seeds": [0, 1, 2],
+            "conditions": [{"name": "base"}, {"name": "again"}],
+        }
+    )
+
+    def units(shard: tuple[int, int] | None) -> list[tuple[str, str, int]]:
+        st = Study(cfg, run_dir=tmp_path / "run", progress=False, shard=shard)
+        return [(m, c.name, s) for m, c, s in st.plan()]
+
+    every = units(None)
+    assert len(every) == 12
+    assert sorted(units((0, 4)) + units((2, 4))) == sorted(units((0, 2)))
+    assert sorted(units((1, 4)) + units((3, 4))) == sorted(units((1, 2)))
+    assert sorted(u for i in range(5) for u in units((i, 5))) == sorted(every)
