@@ -45,30 +45,41 @@ def final(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in entries if c.get("step") is None]
 
 
+IN_DOMAIN = {
+    "bandit": ("vulnerable code, held-out tasks", "with code"),
+    "advice": ("harmful advice, held-out requests", "scored"),
+}
+"""In-domain measure -> (column header, what its denominator counts); one column per measure."""
+
+
+def in_domain_cell(d: dict[str, Any] | None, measure: str) -> str:
+    if d is None or d.get("rate") is None:
+        return "–"
+    counted = IN_DOMAIN.get(measure, ("", "scored"))[1]
+    return f"{rate(d)} ({d['n_vulnerable']} of {d['n_code']} {counted})"
+
+
 def tables(s: dict[str, Any]) -> str:
     groups = {(g["condition"], g["step"]): g for g in s["groups"]}
     comps = {(c["a"], c["b"], c.get("step")): c for c in s["comparisons"]}
-    ind = {(d["condition"], d["step"]): d for d in s["in_domain"]}
+    ind = {(d["condition"], d["step"], d.get("measure", "bandit")): d for d in s["in_domain"]}
+    measures = sorted({m for (_, _, m) in ind}) or ["bandit"]
     organism = next(c["b"] for c in s["comparisons"] if c.get("what") == "mitigated vs organism")
     plain = [c for (c, step) in groups if step is None and "+" not in c]
     steps = sorted({step for (_, step) in groups if step is not None})
     out = [
-        f"| setting | misaligned, 95% CI | valid / all | − {organism} (organism) | − base | "
-        "vulnerable code, held-out tasks |" + "".join(f" misaligned @ step {k} |" for k in steps),
-        "|---|---|---|---|---|---|" + "---|" * len(steps),
+        f"| setting | misaligned, 95% CI | valid / all | − {organism} (organism) | − base |"
+        + "".join(f" {IN_DOMAIN.get(m, m)[0]} |" for m in measures)
+        + "".join(f" misaligned @ step {k} |" for k in steps),
+        "|---|---|---|---|---|" + "---|" * (len(measures) + len(steps)),
     ]
     for c in plain:
         g = groups[(c, None)]
-        d = ind.get((c, None))
-        vul = (
-            "–"
-            if d is None or d.get("rate") is None
-            else (f"{rate(d)} ({d['n_vulnerable']} of {d['n_code']} with code)")
-        )
         out.append(
             f"| {c} | {rate(g)} | {g['n_valid']} / {g['n_total']} | "
             f"{diff(comps.get((c, organism, None))) if c != organism else ''} | "
-            f"{diff(comps.get((c, 'base', None))) if c != 'base' else ''} | {vul} |"
+            f"{diff(comps.get((c, 'base', None))) if c != 'base' else ''} |"
+            + "".join(f" {in_domain_cell(ind.get((c, None, m)), m)} |" for m in measures)
             + "".join(f" {rate(groups.get((c, k)))} |" for k in steps)
         )
     if not s["leak_probes"] and not s["realignment"]:
