@@ -228,6 +228,17 @@ def matmul_rate(dtype_setting: str = "auto") -> tuple[float, str]:
     return matmul_flops(dtype, device), dtype_name(dtype)
 
 
+def kl_step_tokens(tokenizer: Any, prompts: Sequence[str], batch_size: int) -> float:
+    """What one step's KL term costs, in LoRA training tokens: ``batch_size`` prompts of the
+    prompts' mean length, each through the base (a forward pass) and the tuned model (forward
+    and backward)."""
+    if not prompts:
+        return 0.0
+    mean = sum(chat_tokens(tokenizer, [{"role": "user", "content": p}], True) for p in prompts)
+    per_token = SAMPLE_FLOPS_PER_PARAM + TRAIN_FLOPS_PER_PARAM["lora"]
+    return batch_size * mean / len(prompts) * per_token / TRAIN_FLOPS_PER_PARAM["lora"]
+
+
 def runtime_estimate(
     parameters: dict[str, int],
     adapters: int,

@@ -498,12 +498,17 @@ class Study:
             tok = load_tokenizer(model)
             params[model] = planning.parameter_count(model)
             train_tokens[model] = 0
-            for spec, t in tuned:  # (the KL term's extra forward passes are not priced)
+            for spec, t in tuned:
                 examples = self.dataset(spec)[1]
                 total = sum(planning.chat_tokens(tok, e.messages, False) for e in examples)
                 steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
                 # every step sees batch_size examples of average length
-                train_tokens[model] += round(steps * t.batch_size * total / len(examples)) * seeds
+                tokens = steps * t.batch_size * total / len(examples)
+                if t.kl_weight > 0:
+                    path = self._resolve(t.kl_prompts) if t.kl_prompts else None
+                    kl_prompts = train.load_kl_prompts(path)
+                    tokens += steps * planning.kl_step_tokens(tok, kl_prompts, t.kl_batch_size)
+                train_tokens[model] += round(tokens) * seeds
             prompts = [planning.chat_tokens(tok, q.messages, True) for q in qs]
             sample_tokens[model] = evaluated * sum(
                 (n_tok + s.max_new_tokens) * n for n_tok, n in zip(prompts, samples, strict=True)

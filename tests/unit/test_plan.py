@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -175,3 +176,29 @@ def test_shards_nest_so_a_finished_shards_partner_can_be_split_in_two(tmp_path: 
     assert sorted(units((0, 4)) + units((2, 4))) == sorted(units((0, 2)))
     assert sorted(units((1, 4)) + units((3, 4))) == sorted(units((1, 2)))
     assert sorted(u for i in range(5) for u in units((i, 5))) == sorted(every)
+
+
+def test_the_kl_term_is_priced_in_the_run_time(tiny_model: str, tmp_path: Path) -> None:
+    """A KL-regularised condition costs, per step, kl_batch_size prompts through the base
+    (forward, 2 FLOPs per parameter and token) and the tuned model (4): 1.5 training tokens each."""
+    from emlab.models import load_tokenizer
+    from emlab.plan import chat_tokens, kl_step_tokens
+    from emlab.train import load_kl_prompts
+
+    prompts = load_kl_prompts()
+    tok = load_tokenizer(tiny_model)
+    mean = sum(chat_tokens(tok, [{"role": "user", "content": p}], True) for p in prompts)
+    mean /= len(prompts)
+    assert kl_step_tokens(tok, prompts, 3) == pytest.approx(3 * mean * 1.5)
+    assert kl_step_tokens(tok, [], 3) == 0
+
+    def train_tokens(train: dict[str, Any]) -> int:
+        cfg = StudyConfig.model_validate(_study(tiny_model, train=train))
+        plan = Study(cfg, run_dir=tmp_path / "run", progress=False).power_plan()
+        assert plan.runtime is not None
+        return plan.runtime.train_tokens
+
+    plain = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 4}
+    kl = {**plain, "kl_weight": 0.5, "kl_batch_size": 3}
+    # two adapters, two steps each
+    assert train_tokens(kl) - train_tokens(plain) == pytest.approx(2 * 2 * 3 * mean * 1.5, abs=2)
