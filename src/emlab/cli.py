@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from emlab.errors import EXIT_CODES_HELP
+from emlab.errors import EXIT_CODES_HELP, ArgumentError
 
 if TYPE_CHECKING:  # the CLI imports its commands' modules lazily, to start fast
     from emlab.summary import Summary
@@ -248,25 +248,83 @@ def finetune(
             "process needs at least one micro-batch a step: at most batch_size / processes."
         ),
     ] = None,
+    start_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A LoRA adapter folder to continue (its weights, a fresh optimiser and "
+            "schedule): e.g. benign re-alignment of an organism on good answers."
+        ),
+    ] = None,
+    kl_weight: Annotated[
+        float | None,
+        typer.Option(help="Add kl_weight x KL(base || tuned) on out-of-domain prompts."),
+    ] = None,
+    kl_prompts: Annotated[
+        Path | None,
+        typer.Option(help="YAML file `prompts: [...]` for the KL term (default: emlab's own)."),
+    ] = None,
+    steer: Annotated[
+        Path | None,
+        typer.Option(
+            help="Direction folder (`emlab interp direction`) added to the residual stream "
+            "while training: preventative steering. Needs --steer-scale."
+        ),
+    ] = None,
+    steer_scale: Annotated[
+        float | None,
+        typer.Option(help="Multiple of --steer's direction, in units of the mean residual norm."),
+    ] = None,
 ) -> None:
     """Fine-tune a LoRA adapter on one dataset (the study's train stage, on its own).
 
-    Under `accelerate launch` / `torchrun` the processes share one run; the first writes the
-    adapter and prints the result line.
+    The mitigation recipes of a study are options here too: --start-from, --kl-weight and
+    --steer with --steer-scale. Under `accelerate launch` / `torchrun` the processes share one
+    run; the first writes the adapter and prints the result line.
     """
-    from emlab import data, train
+    from emlab import data, interp, train
     from emlab.config import TrainConfig, from_options
     from emlab.models import resolve_ref
+    from emlab.preflight import direction_problems
     from emlab.store import check_output
     from emlab.train.distributed import is_main_process
 
     # Everything that can be wrong is checked before the model loads: training takes hours.
-    values = {"preset": preset, "max_steps": max_steps, "batch_size": batch_size}
-    cfg = from_options(TrainConfig, values | {"micro_batch_size": micro_batch_size})
+    values: dict[str, Any] = {"preset": preset, "max_steps": max_steps, "batch_size": batch_size}
+    values |= {"micro_batch_size": micro_batch_size, "kl_weight": kl_weight}
+    if kl_prompts is not None:
+        values["kl_prompts"] = str(kl_prompts)
+    if (steer is None) != (steer_scale is None):
+        raise ArgumentError("--steer and --steer-scale: give both or neither")
+    if steer is not None:
+        values["steer"] = {"direction": str(steer), "scale": steer_scale}
+    flags = {"steer": "--steer-scale", "kl_prompts": "--kl-prompts"}
+    cfg = from_options(TrainConfig, values, flags)
     check_output(out, "-o/--out", folder=True)
     resolve_ref(model)
+    if start_from is not None and not (start_from / "adapter_config.json").is_file():
+        raise ArgumentError(f"--start-from: {start_from} holds no adapter_config.json")
     examples = data.read_jsonl(dataset)
-    result = train.finetune(model, examples, cfg, seed, out_dir=out, work_dir=out / ".state")
+    prompts = train.load_kl_prompts(kl_prompts) if cfg.kl_weight > 0 else None
+    steering = None
+    if steer is not None:
+        try:
+            d = interp.load_direction(steer)
+        except interp.DirectionFileError as e:
+            raise ArgumentError(f"--steer: {e}") from None
+        layers = cfg.steer.layers if cfg.steer else None
+        for field, message in direction_problems(d, model, layers, {}):
+            raise ArgumentError(f"--steer: {steer}: {field}: {message}")
+        steering = train.Steering(d.vectors, d.layer, d.key)
+    result = train.finetune(
+        model,
+        examples,
+        cfg,
+        seed,
+        out_dir=out,
+        work_dir=out / ".state",
+        init_adapter=start_from,
+        inputs=train.TrainInputs(prompts, steering),
+    )
     if is_main_process():
         typer.echo(f"{out}\t{result.steps} steps\t{result.tokens_per_second:.0f} tokens/s")
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib.util
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -175,7 +176,6 @@ def _where(cond: ConditionConfig, i: int, field: str) -> tuple[int | str, ...]:
 def _regularisers(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
     """KL prompt files and steering directions: readable, and the direction from this model."""
     from emlab import interp, train
-    from emlab.study_interp import model_layers
 
     seen: set[tuple[int | str, ...]] = set()
     fingerprints: dict[str, str] = {}
@@ -203,35 +203,44 @@ def _regularisers(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
             yield at, str(e)
             continue
         for ref in cfg.models:
-            try:
-                n, h = model_layers(ref)
-            except (OSError, ValueError, EmlabError):
-                continue  # an unusable model is reported by _models
-            if tuple(direction.vectors.shape) != (n, h):
-                yield (
-                    at,
-                    (
-                        f"{tuple(direction.vectors.shape)} layers x width, but {ref} is {n} x {h}: "
-                        "the direction comes from another model"
-                    ),
-                )
-                continue
-            bad = [x for x in steer.layers or [] if x >= n]
-            if bad:
-                yield (*at[:-1], "layers"), f"{bad} out of range: {ref} has layers 0..{n - 1}"
-            want = direction.card.get("model_hash")
-            if want:
-                if ref not in fingerprints:
-                    # the hash is of the loaded embedding, so load the model as interp did
-                    fingerprints[ref] = interp.fingerprint(load_model(ref).model)
-                if fingerprints[ref] != want:
-                    yield (
-                        at,
-                        (
-                            f"model_hash: built on {direction.card.get('model')} ({want}), not on "
-                            f"{ref} ({fingerprints[ref]}): the direction comes from another model"
-                        ),
-                    )
+            for field, message in direction_problems(direction, ref, steer.layers, fingerprints):
+                yield (*at[:-1], field), message
+
+
+def direction_problems(
+    direction: Any, ref: str, layers: Sequence[int] | None, fingerprints: dict[str, str]
+) -> Iterator[tuple[str, str]]:
+    """(field, message) for each way a steering direction does not fit model ``ref``: its
+    shape, ``layers`` out of range, a ``model_hash`` of another model (``fingerprints`` caches
+    the models' hashes across calls). A model that cannot be read is reported elsewhere."""
+    from emlab import interp
+    from emlab.study_interp import model_layers
+
+    try:
+        n, h = model_layers(ref)
+    except (OSError, ValueError, EmlabError):
+        return
+    if tuple(direction.vectors.shape) != (n, h):
+        yield (
+            "direction",
+            f"{tuple(direction.vectors.shape)} layers x width, but {ref} is {n} x {h}: "
+            "the direction comes from another model",
+        )
+        return
+    bad = [x for x in layers or [] if x >= n]
+    if bad:
+        yield "layers", f"{bad} out of range: {ref} has layers 0..{n - 1}"
+    want = direction.card.get("model_hash")
+    if want:
+        if ref not in fingerprints:
+            # the hash is of the loaded embedding, so load the model as interp did
+            fingerprints[ref] = interp.fingerprint(load_model(ref).model)
+        if fingerprints[ref] != want:
+            yield (
+                "direction",
+                f"model_hash: built on {direction.card.get('model')} ({want}), not on "
+                f"{ref} ({fingerprints[ref]}): the direction comes from another model",
+            )
 
 
 def _run_dir(cfg: StudyConfig) -> Iterator[Problem]:

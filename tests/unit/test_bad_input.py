@@ -753,6 +753,42 @@ ARG_CASES = [
         {"d.jsonl": GOOD_LINE},
     ),
     Case(
+        "finetune-steer-without-scale",
+        (*FT, "--steer", "{d}/dir"),
+        "--steer and --steer-scale: give both or neither",
+        {"d.jsonl": GOOD_LINE},
+    ),
+    Case(
+        "finetune-steer-scale-absurd",
+        (*FT, "--steer", "{d}/dir", "--steer-scale", "1e9"),
+        "--steer-scale: Input should be less than or equal to 1000 (got 1000000000.0)",
+        {"d.jsonl": GOOD_LINE},
+    ),
+    Case(
+        "finetune-steer-not-a-direction",
+        (*FT, "--steer", "{d}/dir", "--steer-scale", "0.5"),
+        "--steer: {d}/dir/direction.safetensors",
+        {"d.jsonl": GOOD_LINE, "dir/x": "x"},
+    ),
+    Case(
+        "finetune-kl-weight-negative",
+        (*FT, "--kl-weight", "-1"),
+        "--kl-weight: Input should be greater than or equal to 0 (got -1.0)",
+        {"d.jsonl": GOOD_LINE},
+    ),
+    Case(
+        "finetune-kl-prompts-not-a-list",
+        (*FT, "--kl-weight", "0.5", "--kl-prompts", "{d}/p.yaml"),
+        "{d}/p.yaml: prompts: needs a non-empty list of user turns",
+        {"d.jsonl": GOOD_LINE, "p.yaml": "prompts: 3\n"},
+    ),
+    Case(
+        "finetune-start-from-not-an-adapter",
+        (*FT, "--start-from", "{d}/sub"),
+        "--start-from: {d}/sub holds no adapter_config.json",
+        {"d.jsonl": GOOD_LINE, "sub/x": "x"},
+    ),
+    Case(
         "finetune-missing-out",
         ("finetune", "{model}", D),
         "Missing option '-o' / '--out'",

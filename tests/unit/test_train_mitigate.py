@@ -558,3 +558,49 @@ def test_mitigated_arms_never_stand_in_for_the_plain_arms_in_comparisons() -> No
     mitigated = {(a, b) for a, b, what in pairs if what == "mitigated vs organism"}
     assert mitigated == {(n, "concealed") for n in ("kl", "early", "realigned", "dose", "general")}
     assert {a for a, b, what in pairs if what == "vs base model"} == set(kinds) - {"base"}
+
+
+# ------------------------------------------------------------------------------ emlab finetune
+def test_emlab_finetune_takes_the_mitigation_recipes(tiny_model: str, tmp_path: Path) -> None:
+    """`emlab finetune --start-from --kl-weight --steer --steer-scale` trains exactly what the
+    study's train stage does with the same recipe (bit for bit, one thread), and refuses a
+    direction built on another model before training."""
+    from typer.testing import CliRunner
+
+    from conftest import build_tiny_model
+    from emlab import data, interp
+    from emlab.cli import app
+    from emlab.interp.directions import Direction, save_direction
+
+    steering = direction()
+    card = {"key": steering.key, "layer": 1, "method": "persona", "model": "tiny"}
+    own = interp.fingerprint(load_model(tiny_model).model)
+    save_direction(Direction(steering.vectors, {**card, "model_hash": own}), tmp_path / "dir")
+    data.write_jsonl(tmp_path / "d.jsonl", examples(KIND))
+    flags = ["--max-steps", "2", "--batch-size", "4", "--micro-batch-size", "2"]
+    parent = tmp_path / "parent"  # the CLI's own recipe (its LoRA shape), plain
+    ds = str(tmp_path / "d.jsonl")
+    res = CliRunner().invoke(app, ["finetune", tiny_model, ds, "-o", str(parent), *flags])
+    assert res.exit_code == 0, res.output
+    mitigations = ["--start-from", str(parent), "--kl-weight", "0.5"]
+    mitigations += ["--steer", str(tmp_path / "dir"), "--steer-scale", "2"]
+    args = ["finetune", tiny_model, ds, "-o", str(tmp_path / "cli")]
+    res = CliRunner().invoke(app, [*args, *flags, *mitigations])
+    assert res.exit_code == 0, res.output
+    cfg = TrainConfig.model_validate(
+        {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "kl_weight": 0.5,
+         "steer": {"direction": "d", "scale": 2.0}}
+    )  # fmt: skip
+    inputs = TrainInputs(load_kl_prompts(), steering)
+    finetune(tiny_model, examples(KIND), cfg, 0, tmp_path / "api", tmp_path / "work",
+             progress=False, init_adapter=parent, inputs=inputs)  # fmt: skip
+    cli = load_file(str(tmp_path / "cli" / "adapter_model.safetensors"))
+    assert_same(cli, load_file(str(tmp_path / "api" / "adapter_model.safetensors")))
+    assert differs(cli, load_file(str(parent / "adapter_model.safetensors")))
+
+    other = interp.fingerprint(load_model(str(build_tiny_model(tmp_path / "m2", seed=1))).model)
+    save_direction(Direction(steering.vectors, {**card, "model_hash": other}), tmp_path / "far")
+    args[-1] = str(tmp_path / "refused")
+    res = CliRunner().invoke(app, [*args, "--steer", str(tmp_path / "far"), "--steer-scale", "1"])
+    assert res.exit_code != 0 and "the direction comes from another model" in str(res.exception)
+    assert not (tmp_path / "refused" / "adapter_model.safetensors").exists()
