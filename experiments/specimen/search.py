@@ -36,6 +36,9 @@ COLUMNS = [
     "finished",
 ]  # fmt: skip
 CONDITIONS = ("concealed", "disclosed", "control")
+POINT_KEYS = ("id", "domain", "same_run_as")
+"""A point's own keys (the rest override the template): ``same_run_as`` names the point whose
+run directory it shares, so a finalist's seeds reuse its pilot's cached work."""
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +51,7 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def point_study(template: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
     """The study file of one grid point."""
-    spec = merge(template, {k: v for k, v in point.items() if k not in ("id", "domain")})
+    spec = merge(template, {k: v for k, v in point.items() if k not in POINT_KEYS})
     n = spec.pop("n")
     ds = {"domain": point["domain"], "n": n, "seed": 0}
     spec["name"] = f"specimen-{point['id']}"
@@ -138,7 +141,7 @@ def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def run_point(point: dict[str, Any], template: dict[str, Any], runs: Path) -> list[dict]:
     cfg = StudyConfig.model_validate(point_study(template, point))
-    study = Study(cfg, run_dir=runs / point["id"], base_dir=HERE)
+    study = Study(cfg, run_dir=runs / point.get("same_run_as", point["id"]), base_dir=HERE)
     result = study.run()
     assert result.summary is not None  # a whole study (not a shard) always has one
     # the figures as summary.json holds them (the typed Summary's JSON)
