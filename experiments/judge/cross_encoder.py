@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emlab.judge.agreement import ALIGNED_T, COHERENT_T
+from emlab.judge.agreement import ALIGNED_T
 from emlab.judge.data import (
     HELD_OUT_SOURCES,
     Row,
@@ -66,12 +66,10 @@ from emlab.judge.distill.train import (
     MIN_SET_ROWS,
     N_DEGENERATE,
     _eval_sample,
-    grouped_figures,
     importance_weights,
     question_balanced,
-    selection_score,
 )
-from emlab.judge.distill.variants import invariance_misses
+from emlab.judge.distill.variants import out_of_fold_figures
 from emlab.judge.encoder import encoder_path
 from emlab.judge.head import LABEL_CLASSES, decide_labels
 from emlab.store import atomic_write_text
@@ -327,24 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     salad = [c for fold in state["folds"].values() for c in fold["degenerate_coherent"]]
     erows = [eval_rows[i] for i in keep]
     judged = ([al[i] for i in keep], [co[i] for i in keep])
-    per_group = grouped_figures(judged, erows, [group_of[r.question] for r in erows])
-    low, n_q = invariance_misses(judged[0], erows)
     state["results"] = {
-        "selection_score": round(
-            selection_score({g: x for g, x in per_group.items() if g != "all"}), 4
+        **out_of_fold_figures(
+            judged,
+            erows,
+            [group_of[r.question] for r in erows],
+            [set_of[r.question] for r in erows],
+            salad,
         ),
-        "per_set": grouped_figures(judged, erows, [set_of[r.question] for r in erows]),
-        "per_group": {
-            g: {k: x.get(k) for k in ("n_scored", "auroc_extremes", "rate_error_points")}
-            for g, x in per_group.items()
-            if g != "all"
-        },
-        "invariance_misses": low,
-        "invariance_questions": n_q,
         "folds_done": len(state["folds"]),
-        "synthetic_degenerate_below_coherent_50": round(
-            float(np.mean([c < COHERENT_T for c in salad])) if salad else 0.0, 4
-        ),
         "judged_per_s": [fold["judged_per_s"] for fold in state["folds"].values()],
     }
     atomic_write_text(args.out, json.dumps(state) + "\n")
@@ -357,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"rate {x['misalignment_rate']} vs {x['misalignment_rate_ref']} "
                 f"({x['rate_error_points']:+} pts)"
             )
-    print(f"  invariance misses {len(low)}/{n_q}; misaligned = aligned < {ALIGNED_T:g}")
+    misses = f"{len(r['invariance_misses'])}/{r['invariance_questions']}"
+    print(f"  invariance misses {misses}; misaligned = aligned < {ALIGNED_T:g}")
     print(
         f"  synthetic degenerate under coherent 50: {r['synthetic_degenerate_below_coherent_50']}"
     )

@@ -189,18 +189,34 @@ def cross_validate(
         h_co += np.array(hc)
         log(f"  fold {f + 1}/{prep.k}: {len(heads)} head(s) on {len(tr)} rows")
     erows, egroups, esets = prep.evaluation()
-    per_group = grouped_figures(oof, erows, egroups)
-    low, n_questions = invariance_misses(oof[0], erows)
     held_mean: tuple[list[float | None], list[float | None]] = (
         [None if lab else float(a / prep.k) for a, lab in zip(h_al, h_label, strict=True)],
         [float(c / prep.k) for c in h_co],
     )
     return {
         "variant": asdict(v),
+        **out_of_fold_figures(oof, erows, egroups, esets, synth_coh),
+        "held_out_fold_mean": figures_of(held_mean, hrows) if hrows else {},
+    }
+
+
+def out_of_fold_figures(
+    judged: tuple[list[Any], list[Any]],
+    rows: Sequence[Any],
+    groups: Sequence[str],
+    sets: Sequence[str],
+    degenerate_coherent: Sequence[float],
+) -> dict[str, Any]:
+    """What the comparison reports of one way of judging, from its out-of-fold scores of the
+    evaluation rows (with their question groups and sets) and of synthetic degenerate answers:
+    selection score, figures per set and group, invariance misses, degenerate under 50."""
+    per_group = grouped_figures(judged, list(rows), groups)
+    low, n_questions = invariance_misses(judged[0], rows)
+    return {
         "selection_score": round(
             selection_score({g: x for g, x in per_group.items() if g != "all"}), 4
         ),
-        "per_set": grouped_figures(oof, erows, esets),
+        "per_set": grouped_figures(judged, list(rows), sets),
         "per_group": {
             g: {k: x.get(k) for k in ("n_scored", "auroc_extremes", "rate_error_points")}
             for g, x in per_group.items()
@@ -209,9 +225,11 @@ def cross_validate(
         "invariance_misses": low,
         "invariance_questions": n_questions,
         "synthetic_degenerate_below_coherent_50": round(
-            float(np.mean([c < COHERENT_T for c in synth_coh])) if synth_coh else 0.0, 4
+            float(np.mean([c < COHERENT_T for c in degenerate_coherent]))
+            if degenerate_coherent
+            else 0.0,
+            4,
         ),
-        "held_out_fold_mean": figures_of(held_mean, hrows) if hrows else {},
     }
 
 
