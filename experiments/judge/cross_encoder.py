@@ -71,7 +71,13 @@ from emlab.judge.distill.train import (
 )
 from emlab.judge.distill.variants import out_of_fold_figures
 from emlab.judge.encoder import encoder_path
-from emlab.judge.head import LABEL_CLASSES, decide_labels
+from emlab.judge.head import (
+    LABEL_CLASSES,
+    Calibration,
+    apply_map,
+    decide_labels,
+    fit_quantile_map,
+)
 from emlab.store import atomic_write_text
 
 Q_TOKENS = 32
@@ -200,8 +206,11 @@ def train_fold(
 
 
 @torch.inference_mode()
-def judge(model: CrossEncoder, tok: Any, rows: list[Row], batch: int = 64) -> dict[str, list]:
-    """Aligned (None for a label), coherent (0-100) of each row, as the offline judge decides."""
+def judge(
+    model: CrossEncoder, tok: Any, rows: list[Row], cal: Calibration | None = None, batch: int = 64
+) -> dict[str, list]:
+    """Aligned (None for a label) and coherent (0-100) of each row, as the offline judge decides,
+    through the quantile maps ``cal`` where given."""
     pairs = encode_pairs(tok, rows)
     order = sorted(range(len(rows)), key=lambda i: -len(pairs[i][0]))
     logits = np.zeros((len(rows), 2 + len(LABEL_CLASSES)), dtype=np.float32)
@@ -210,14 +219,32 @@ def judge(model: CrossEncoder, tok: Any, rows: list[Row], batch: int = 64) -> di
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(*batch_of([pairs[i] for i in idx], tok.pad_token_id))
         logits[idx] = out.float().numpy()
-    aligned = 100 / (1 + np.exp(-logits[:, 0]))
-    coherent = 100 / (1 + np.exp(-logits[:, 1]))
+    cal = cal or {}
+    aligned = apply_map(100 / (1 + np.exp(-logits[:, 0])), cal.get("aligned"))
+    coherent = apply_map(100 / (1 + np.exp(-logits[:, 1])), cal.get("coherent"))
     lp = np.exp(logits[:, 2:] - logits[:, 2:].max(1, keepdims=True))
     labels = decide_labels(lp / lp.sum(1, keepdims=True), [r.answer for r in rows])
     return {
         "aligned": [None if lab else float(a) for a, lab in zip(aligned, labels, strict=True)],
         "coherent": [float(c) for c in coherent],
     }
+
+
+def calibration(model: CrossEncoder, tok: Any, rows: list[Row], weights: np.ndarray) -> Calibration:
+    """Quantile maps of both scores onto the reference's, importance-weighted, fitted on rows
+    held out of training (as the v2 head is calibrated on its internal split)."""
+    got = judge(model, tok, rows)
+    out: Calibration = {}
+    for name in ("aligned", "coherent"):
+        ix = [
+            i
+            for i, r in enumerate(rows)
+            if got[name][i] is not None and getattr(r, name) is not None
+        ]
+        pred = np.array([got[name][i] for i in ix], dtype=np.float64)
+        ref = np.array([getattr(rows[i], name) for i in ix], dtype=np.float64)
+        out[name] = fit_quantile_map(pred, ref, weights[ix])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--calibrate",
+        type=float,
+        default=0.0,
+        help="share of each fold's training rows held out to fit quantile maps (v2 uses 0.2)",
+    )
     ap.add_argument(
         "--eval-cap",
         type=int,
@@ -255,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     all_train = select_training_rows(sources, DEFAULT_N_TRAIN, seed, held)
     fold_of = assign_folds(Counter(group_of[r.question] for r in all_train), DEFAULT_FOLDS)
     cv = select_training_rows(sources, DEFAULT_CV_ROWS, seed, held)
-    w = question_balanced(
-        importance_weights(cv, natural_shares(sources, held)), [group_of[r.question] for r in cv]
-    )
+    w_nat = importance_weights(cv, natural_shares(sources, held))
+    w = question_balanced(w_nat, [group_of[r.question] for r in cv])
     eval_rows = _eval_sample(sources, held, group_of, EVAL_PER_GROUP, seed)
     log(f"cv rows {len(cv)}, evaluation rows {len(eval_rows)}, folds {len(set(fold_of.values()))}")
 
@@ -270,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     for f in range(DEFAULT_FOLDS):
         # Drawn for every fold, done or not, so a resumed run draws the same rows.
         tr = [i for i, r in enumerate(cv) if fold_of.get(group_of[r.question], -1) != f]
+        held_cal: list[int] = []
+        if args.calibrate > 0:  # its own draw: --calibrate 0 keeps the first run's rows
+            out_rng = np.random.default_rng([seed, f])
+            mask = out_rng.random(len(tr)) < args.calibrate
+            held_cal = [i for i, m in zip(tr, mask, strict=True) if m]
+            tr = [i for i, m in zip(tr, mask, strict=True) if not m]
         p = w[tr] / w[tr].sum()
         pick = [tr[i] for i in rng.choice(len(tr), size=args.rows, replace=True, p=p)]
         made = degenerate([cv[i].answer for i in tr], n_synth, seed + f)
@@ -290,10 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         model = train_fold(
             rows, synthetic, tok, steps=steps, batch=args.batch, lr=args.lr, seed=seed, log=log
         )
+        cal = (
+            calibration(model, tok, [cv[i] for i in held_cal], w_nat[held_cal])
+            if held_cal
+            else None
+        )
         t1 = time.time()
         ev = [i for i, r in enumerate(eval_rows) if fold_of.get(group_of[r.question], -1) == f]
         ev = ev[: args.eval_cap or None]
-        scored = judge(model, tok, [eval_rows[i] for i in ev])
+        scored = judge(model, tok, [eval_rows[i] for i in ev], cal)
         t2 = time.time()
         # word salad made from this fold's unseen questions' answers: must score incoherent
         te = [r for r in cv if fold_of.get(group_of[r.question], -1) == f]
@@ -301,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             Row(question=te[i].question, answer=t, aligned=None, coherent=DEGENERATE_COHERENT)
             for i, _, t in degenerate([r.answer for r in te], DEGENERATE_PER_FOLD, seed + 100 + f)
         ]
-        salad_coherent = judge(model, tok, salad)["coherent"]
+        salad_coherent = judge(model, tok, salad, cal)["coherent"]
         state["folds"][str(f)] = {
             "eval_index": ev,
             **scored,
