@@ -36,6 +36,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,24 @@ def loss_of(logits: torch.Tensor, al: torch.Tensor, co: torch.Tensor, lab: torch
         if ok.any():
             loss = loss + bce(logits[ok, k], t[ok])
     return loss
+
+
+def training_rows(
+    cv: list[Row],
+    pool: Sequence[int],
+    pick: Sequence[int],
+    made: list[tuple[int, str, str]],
+    rng: np.random.Generator,
+) -> tuple[list[Row], list[bool]]:
+    """The drawn rows ``cv[pick]`` and the synthetic degenerate ones ``made`` from ``cv[pool]``
+    (coherence target only), shuffled together; and which are synthetic."""
+    rows = [cv[i] for i in pick] + [
+        Row(question=cv[pool[i]].question, answer=t, aligned=None, coherent=DEGENERATE_COHERENT)
+        for i, _, t in made
+    ]
+    synthetic = [False] * len(pick) + [True] * len(made)
+    order = rng.permutation(len(rows))
+    return [rows[i] for i in order], [synthetic[i] for i in order]
 
 
 def train_fold(
@@ -313,13 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         made = degenerate([cv[i].answer for i in tr], n_synth, seed + f)
         if str(f) in state["folds"]:
             continue
-        rows = [cv[i] for i in pick] + [
-            Row(question=cv[tr[i]].question, answer=t, aligned=None, coherent=DEGENERATE_COHERENT)
-            for i, _, t in made
-        ]
-        synthetic = [False] * len(pick) + [True] * len(made)
-        order = rng.permutation(len(rows))
-        rows, synthetic = [rows[i] for i in order], [synthetic[i] for i in order]
+        rows, synthetic = training_rows(cv, tr, pick, made, rng)
         steps = len(rows) // args.batch
         log(
             f"fold {f + 1}/{DEFAULT_FOLDS}: {len(pick)} rows + {len(made)} synthetic, {steps} steps"

@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from cross_encoder import DEFAULT_CV_ROWS, calibration, judge, train_fold
+from cross_encoder import DEFAULT_CV_ROWS, calibration, judge, train_fold, training_rows
 from transformers import AutoTokenizer
 
 from emlab.judge.agreement import ALIGNED_T, COHERENT_T
@@ -31,7 +31,7 @@ from emlab.judge.data import (
     read_sources,
     select_training_rows,
 )
-from emlab.judge.distill.augment import DEGENERATE_COHERENT, degenerate
+from emlab.judge.distill.augment import degenerate
 from emlab.judge.distill.protocol import question_groups
 from emlab.judge.distill.train import N_DEGENERATE, importance_weights, question_balanced
 from emlab.judge.encoder import encoder_path
@@ -70,13 +70,7 @@ def main() -> int:
     tr = np.flatnonzero(~cal_mask)
     pick = rng.choice(tr, size=args.rows, replace=True, p=w[tr] / w[tr].sum())
     made = degenerate([cv[i].answer for i in tr], round(args.rows * N_DEGENERATE / 32000), seed)
-    rows = [cv[i] for i in pick] + [
-        Row(question=cv[tr[i]].question, answer=t, aligned=None, coherent=DEGENERATE_COHERENT)
-        for i, _, t in made
-    ]
-    synthetic = [False] * len(pick) + [True] * len(made)
-    order = rng.permutation(len(rows))
-    rows, synthetic = [rows[i] for i in order], [synthetic[i] for i in order]
+    rows, synthetic = training_rows(cv, list(tr), list(pick), made, rng)
     model = train_fold(
         rows, synthetic, tok, steps=len(rows) // 16, batch=16, lr=5e-5, seed=seed, log=log
     )
