@@ -301,8 +301,6 @@ def finetune(
     cfg = from_options(TrainConfig, values, flags)
     check_output(out, "-o/--out", folder=True)
     resolve_ref(model)
-    if start_from is not None and not (start_from / "adapter_config.json").is_file():
-        raise ArgumentError(f"--start-from: {start_from} holds no adapter_config.json")
     examples = data.read_jsonl(dataset)
     prompts = train.load_kl_prompts(kl_prompts) if cfg.kl_weight > 0 else None
     steering = None

@@ -16,7 +16,7 @@ import importlib.util
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -27,6 +27,9 @@ from emlab.config import ConditionConfig, JudgeConfig, StudyConfig, StudyFileErr
 from emlab.errors import EmlabError
 from emlab.models import load_model, resolve_ref
 from emlab.store import check_output
+
+if TYPE_CHECKING:  # the interp stage loads torch: imported where a direction is checked
+    from emlab.interp.directions import Direction
 
 Problem = tuple[tuple[int | str, ...], str]
 """Where in the study file (a field location) and what is wrong there."""
@@ -208,7 +211,7 @@ def _regularisers(cfg: StudyConfig, base_dir: Path) -> Iterator[Problem]:
 
 
 def direction_problems(
-    direction: Any, ref: str, layers: Sequence[int] | None, fingerprints: dict[str, str]
+    direction: Direction, ref: str, layers: Sequence[int] | None, fingerprints: dict[str, str]
 ) -> Iterator[tuple[str, str]]:
     """(field, message) for each way a steering direction does not fit model ``ref``: its
     shape, ``layers`` out of range, a ``model_hash`` of another model (``fingerprints`` caches

@@ -494,6 +494,7 @@ class Study:
         evaluated = (len(infos) + snapshots) * seeds  # arms sampled, every seed
         samples = [q.samples or s.samples_per_question for q in qs]
         params, train_tokens, sample_tokens = {}, {}, {}
+        kl_prompts: dict[str | None, list[str]] = {}  # read once per file, not per condition
         for model in cfg.models:
             tok = load_tokenizer(model)
             params[model] = planning.parameter_count(model)
@@ -505,9 +506,11 @@ class Study:
                 # every step sees batch_size examples of average length
                 tokens = steps * t.batch_size * total / len(examples)
                 if t.kl_weight > 0:
-                    path = self._resolve(t.kl_prompts) if t.kl_prompts else None
-                    kl_prompts = train.load_kl_prompts(path)
-                    tokens += steps * planning.kl_step_tokens(tok, kl_prompts, t.kl_batch_size)
+                    if t.kl_prompts not in kl_prompts:
+                        path = self._resolve(t.kl_prompts) if t.kl_prompts else None
+                        kl_prompts[t.kl_prompts] = train.load_kl_prompts(path)
+                    kl_set = kl_prompts[t.kl_prompts]
+                    tokens += steps * planning.kl_step_tokens(tok, kl_set, t.kl_batch_size)
                 train_tokens[model] += round(tokens) * seeds
             prompts = [planning.chat_tokens(tok, q.messages, True) for q in qs]
             sample_tokens[model] = evaluated * sum(

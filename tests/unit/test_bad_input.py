@@ -785,7 +785,7 @@ ARG_CASES = [
     Case(
         "finetune-start-from-not-an-adapter",
         (*FT, "--start-from", "{d}/sub"),
-        "--start-from: {d}/sub holds no adapter_config.json",
+        "{d}/sub/adapter_model.safetensors: missing; start_from needs a finished LoRA adapter",
         {"d.jsonl": GOOD_LINE, "sub/x": "x"},
     ),
     Case(
