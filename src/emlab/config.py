@@ -658,6 +658,15 @@ class InterpConfig(_Strict):
         "each question (default: all). Every arm and checkpoint reads the whole set, so it sets "
         "the capture cost; its interval resamples seeds first, then texts.",
     )
+    signature_own_per_question: int | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="Signature: each final arm's own answers read are its first N usable answers "
+        "to each question (default: all; 0: none, the own-answer columns stay empty). Each "
+        "answer is one teacher-forced pass, so on larger models this is most of the capture "
+        "cost.",
+    )
     seed: int = Field(0, description="Seed of the held-out split and the random control.")
 
     @field_validator("steer")

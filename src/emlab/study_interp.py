@@ -60,12 +60,17 @@ def answer_pairs(reqs: Sequence[GenerationRequest], gens: Mapping[str, Generatio
     ]
 
 
+def first_per_question(reqs: Sequence[GenerationRequest], n: int | None) -> list[GenerationRequest]:
+    """The requests of the first ``n`` samples of each question (all when ``n`` is None)."""
+    return [r for r in reqs if n is None or r.sample_index < n]
+
+
 def fixed_texts(st: Study, base_arm: Arm, judged_qs: Sequence[Question]) -> list[Pair]:
     """The signature's fixed teacher-forced texts: the base model's answers to the judged
     questions, the first ``interp.signature_texts_per_question`` of each (all when unset)."""
     assert st.cfg.interp is not None
     per_q = st.cfg.interp.signature_texts_per_question
-    reqs = [r for r in st.requests(base_arm, judged_qs) if per_q is None or r.sample_index < per_q]
+    reqs = first_per_question(st.requests(base_arm, judged_qs), per_q)
     return answer_pairs(reqs, st.generate(base_arm, reqs))
 
 
@@ -527,10 +532,14 @@ def run_interp(
             fixed = fixed_texts(st, base_arm, judged_qs)
             # own answers of final adapters and the base only: a checkpoint is read on the fixed
             # texts (the monitor), so capturing its own answers would cost without a use
+            own_n = cfg.signature_own_per_question
             mine = [
                 (
                     a,
-                    answer_pairs([r for r in reqs if is_judged(r.question)], gens)
+                    answer_pairs(
+                        first_per_question([r for r in reqs if is_judged(r.question)], own_n),
+                        gens,
+                    )
                     if a.step is None
                     else [],
                 )

@@ -21,7 +21,10 @@ from emlab.config import StudyFileError, load_study
 from emlab.errors import EmlabError
 from emlab.interp import DirectionFileError, load_direction
 from emlab.interp.directions import Direction, save_direction, vectors_key
+from emlab.questions import load_questions
+from emlab.records import GenerationRequest, SamplingParams
 from emlab.study import run_study
+from emlab.study_interp import first_per_question
 
 QUESTIONS = """\
 name: two
@@ -140,6 +143,7 @@ def _rows(run_dir: Path, where: str = "") -> int:
         ("  steer: [.inf, 1]", "interp.steer"),
         ("  layers: [-1]", "interp.layers"),
         ("  method: evil", "interp.method"),
+        ("  signature_own_per_question: -1", "interp.signature_own_per_question"),
     ],
 )
 def test_bad_interp_fields_name_file_and_field(
@@ -148,6 +152,35 @@ def test_bad_interp_fields_name_file_and_field(
     path = _write(tmp_path, tiny_model, interp)
     with pytest.raises(StudyFileError, match=rf"study\.yaml:\d+: {field}"):
         load_study(path)
+
+
+def test_own_answers_capped_per_question_or_skipped(tmp_path: Path, tiny_model: str) -> None:
+    """signature_own_per_question: 0 leaves the own-answer columns empty and the fixed-text
+    figures as they are; 1 reads the first answer to each question, not both."""
+    run = tmp_path / "run"
+    rows = {}
+    for n in (0, 1, None):
+        own = "" if n is None else f"\n  signature_own_per_question: {n}"
+        run_study(_write(tmp_path, tiny_model, f"  persona_samples: 1{own}"), run_dir=run,
+                  progress=False)  # fmt: skip
+        res = json.loads((run / "interp.json").read_text())["models"][tiny_model]
+        rows[n] = {r["condition"]: r for r in res["signature"]["table"]}
+        from emlab.cli import app as main_app
+
+        shown = runner.invoke(main_app, ["show", str(run)])
+        assert shown.exit_code == 0 and "signature: shift" in shown.output, shown.output
+    assert rows[0]["concealed"]["own"]["shift"] is None and rows[0]["base"]["own_mean"] is None
+    assert rows[1]["concealed"]["own"]["shift"] is not None
+    for n in (0, 1):
+        assert rows[n]["concealed"]["fixed"] == rows[None]["concealed"]["fixed"]
+    assert rows[1]["concealed"]["own_mean"] != rows[None]["concealed"]["own_mean"]
+    reqs = [
+        GenerationRequest("m", q, SamplingParams(), 0, i)
+        for q in load_questions(str(tmp_path / "two.yaml"))
+        for i in range(3)
+    ]
+    assert [r.sample_index for r in first_per_question(reqs, 1)] == [0, 0]
+    assert first_per_question(reqs, None) == reqs and first_per_question(reqs, 0) == []
 
 
 def test_a_layer_out_of_range_or_a_foreign_direction_stops_before_model_work(

@@ -43,6 +43,7 @@ def signature_table(
 
     ``fixed``/``own`` map (condition, seed) to per-text projections; the base condition's arms
     (any seed) give the reference, pooled."""
+    own = {k: v for k, v in own.items() if len(v)}  # an arm whose own answers were not read
     base_fixed = [v for (c, _), v in fixed.items() if c == base]
     base_own = [v for (c, _), v in own.items() if c == base]
     if not base_fixed:
