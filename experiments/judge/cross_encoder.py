@@ -266,6 +266,31 @@ def calibration(model: CrossEncoder, tok: Any, rows: list[Row], weights: np.ndar
     return out
 
 
+def fit_whole(
+    sources: dict[str, list[Row]], tok: Any, rows: int, seed: int, pool: int, log: Any
+) -> tuple[CrossEncoder, Calibration]:
+    """One cross-encoder on the first ``pool`` rows of the training sample (held-out sources
+    excluded), as a fold is trained: ``rows`` draws with v2's loss weights from 80% of them plus
+    synthetic degenerate answers, quantile maps fitted on the other 20%."""
+    cv = select_training_rows(sources, pool, seed, HELD_OUT_SOURCES)
+    groups = question_groups(sorted({r.question for r in cv}))
+    w_nat = importance_weights(cv, natural_shares(sources, HELD_OUT_SOURCES))
+    w = question_balanced(w_nat, [groups[r.question] for r in cv])
+    rng = np.random.default_rng(seed)
+    cal_mask = rng.random(len(cv)) < 0.2
+    tr = np.flatnonzero(~cal_mask)
+    pick = rng.choice(tr, size=rows, replace=True, p=w[tr] / w[tr].sum())
+    made = degenerate(
+        [cv[i].answer for i in tr], round(rows * N_DEGENERATE / DEFAULT_N_TRAIN), seed
+    )
+    drawn, synthetic = training_rows(cv, list(tr), list(pick), made, rng)
+    log(f"training on {len(drawn)} rows ({len(made)} synthetic) drawn from {len(tr)}")
+    model = train_fold(drawn, synthetic, tok, steps=len(drawn) // 16, batch=16, lr=5e-5, seed=seed,
+                       log=log)  # fmt: skip
+    cal_idx = np.flatnonzero(cal_mask)
+    return model, calibration(model, tok, [cv[i] for i in cal_idx], w_nat[cal_idx])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("data_dir")

@@ -20,20 +20,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from cross_encoder import DEFAULT_CV_ROWS, calibration, judge, train_fold, training_rows
+from cross_encoder import DEFAULT_CV_ROWS, fit_whole, judge
 from transformers import AutoTokenizer
 
 from emlab.judge.agreement import ALIGNED_T, COHERENT_T
-from emlab.judge.data import (
-    HELD_OUT_SOURCES,
-    Row,
-    natural_shares,
-    read_sources,
-    select_training_rows,
-)
-from emlab.judge.distill.augment import degenerate
-from emlab.judge.distill.protocol import question_groups
-from emlab.judge.distill.train import N_DEGENERATE, importance_weights, question_balanced
+from emlab.judge.data import Row, read_sources
 from emlab.judge.encoder import encoder_path
 from emlab.metrics import welch_diff_ci
 
@@ -57,25 +48,10 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    seed, held = args.seed, HELD_OUT_SOURCES
+    seed = args.seed
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     tok = AutoTokenizer.from_pretrained(str(encoder_path()), local_files_only=True)
-    sources = read_sources(args.data_dir)
-    cv = select_training_rows(sources, DEFAULT_CV_ROWS, seed, held)
-    groups = question_groups(sorted({r.question for r in cv}))
-    w_nat = importance_weights(cv, natural_shares(sources, held))
-    w = question_balanced(w_nat, [groups[r.question] for r in cv])
-    rng = np.random.default_rng(seed)
-    cal_mask = rng.random(len(cv)) < 0.2
-    tr = np.flatnonzero(~cal_mask)
-    pick = rng.choice(tr, size=args.rows, replace=True, p=w[tr] / w[tr].sum())
-    made = degenerate([cv[i].answer for i in tr], round(args.rows * N_DEGENERATE / 32000), seed)
-    rows, synthetic = training_rows(cv, list(tr), list(pick), made, rng)
-    model = train_fold(
-        rows, synthetic, tok, steps=len(rows) // 16, batch=16, lr=5e-5, seed=seed, log=log
-    )
-    cal_idx = np.flatnonzero(cal_mask)
-    cal = calibration(model, tok, [cv[i] for i in cal_idx], w_nat[cal_idx])
+    model, cal = fit_whole(read_sources(args.data_dir), tok, args.rows, seed, DEFAULT_CV_ROWS, log)
 
     answers = [json.loads(line) for line in (args.run / "results.jsonl").open(encoding="utf-8")]
     answers = [a for a in answers if a.get("measure") == "judge" and a.get("step") is None]
