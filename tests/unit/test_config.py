@@ -124,3 +124,26 @@ def test_config_help_fields_prints_every_field_with_its_help(cli: Any, tmp_path:
     assert res.code == 0 and json.loads(res.out)["train"]["learning_rate"] == 1e-5
     res = cli("config")
     assert res.code == 2 and "--help-fields" in res.err
+
+
+def test_the_organism_is_the_searched_finalist(tmp_path: Path) -> None:
+    """examples/organism.yaml is the grid's finalist (the point whose figures the README gives)
+    plus its interp section: every field that decides its adapters and answers is the same."""
+    import importlib.util
+
+    import yaml
+
+    root = EXAMPLES.parent / "experiments" / "specimen"
+    spec = importlib.util.spec_from_file_location("specimen_search", root / "search.py")
+    assert spec is not None and spec.loader is not None
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    grid = yaml.safe_load((root / "grid.yaml").read_text())
+    point = next(p for p in grid["points"] if p["id"] == "finance-0.5b-lr1e-4-ep3-s13-seeds3")
+    finalist = write(tmp_path, yaml.safe_dump(search.point_study(grid["template"], point)))
+    organism = load_study(EXAMPLES / "organism.yaml")
+    same = ("models", "conditions", "seeds", "questions", "adapter_scale", "train", "sampling")
+    for field in (*same, "judge", "metrics"):
+        assert getattr(organism, field) == getattr(load_study(finalist), field), field
+    assert organism.interp is not None and organism.interp.signature
+    assert organism.interp.signature_own_per_question == 2
