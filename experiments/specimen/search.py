@@ -72,12 +72,15 @@ def point_rows(point: dict[str, Any], study: Study, summary: dict[str, Any]) -> 
     cfg = study.cfg
     cfg_n = next((c.dataset.n for c in cfg.conditions if c.dataset), "")
     comps = {(c["a"], c["b"]): c for c in summary.get("comparisons", [])}
-    losses: dict[str, float] = {}
+    finals: dict[str, dict[str, float]] = {}  # condition -> adapter -> its last logged loss
     for arm in study.arms():
-        logs = study.store.logs(f"train/{arm.adapter_key}") if arm.adapter_key else []
-        losses[arm.condition] = next(
-            (float(r["loss"]) for r in reversed(logs) if "loss" in r), float("nan")
-        )
+        if arm.adapter_key:
+            logs = study.store.logs(f"train/{arm.adapter_key}")
+            finals.setdefault(arm.condition, {})[arm.adapter_key] = next(
+                (float(r["loss"]) for r in reversed(logs) if "loss" in r), float("nan")
+            )
+    # over seeds, the mean of each seed's final loss (one adapter per seed, shared by scales)
+    losses = {c: sum(v.values()) / len(v) for c, v in finals.items()}
     rows = []
     for g in summary["groups"]:
         if g["step"] is not None:
