@@ -119,8 +119,10 @@ class CrossEncoder(torch.nn.Module):
 
 def encode_pairs(tok: Any, rows: list[Row]) -> list[tuple[list[int], int]]:
     """(token ids, length of the question part) of each pair, truncated as the module says."""
-    qs = tok([r.question for r in rows], add_special_tokens=False)["input_ids"]
-    ans = tok([r.answer for r in rows], add_special_tokens=False)["input_ids"]
+    # cut at MAX_TOKENS while tokenising (the same ids as cutting after; no over-length warning)
+    cut = {"add_special_tokens": False, "truncation": True, "max_length": MAX_TOKENS}
+    qs = tok([r.question for r in rows], **cut)["input_ids"]
+    ans = tok([r.answer for r in rows], **cut)["input_ids"]
     out = []
     for q, a in zip(qs, ans, strict=True):
         q = q[:Q_TOKENS]
