@@ -248,6 +248,13 @@ def finetune(
             "process needs at least one micro-batch a step: at most batch_size / processes."
         ),
     ] = None,
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            help="Recompute activations in the backward pass: about half the peak memory, "
+            "~1.3x the time, the same adapter."
+        ),
+    ] = False,
     start_from: Annotated[
         Path | None,
         typer.Option(
@@ -291,6 +298,7 @@ def finetune(
     # Everything that can be wrong is checked before the model loads: training takes hours.
     values: dict[str, Any] = {"preset": preset, "max_steps": max_steps, "batch_size": batch_size}
     values |= {"micro_batch_size": micro_batch_size, "kl_weight": kl_weight}
+    values["gradient_checkpointing"] = gradient_checkpointing or None
     if kl_prompts is not None:
         values["kl_prompts"] = str(kl_prompts)
     if (steer is None) != (steer_scale is None):

@@ -301,6 +301,12 @@ class TrainConfig(_Strict):
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="Compute dtype; auto = bf16 where the hardware has it."
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Keep no decoder layer's activations for the backward pass; recompute them "
+        "there: about half the peak memory of a fine-tune (benchmarks/train_memory.py) for one "
+        "more forward pass per step. The same adapter, byte for byte, so not part of its key.",
+    )
     kl_weight: float = Field(
         0.0,
         ge=0,
@@ -354,7 +360,8 @@ class TrainConfig(_Strict):
         (already applied), and without the regularisers when they are off, so a recipe that
         does not use them keeps the key it had before they existed. File paths (`kl_prompts`,
         `steer.direction`) stay out: the caller adds the content they point at."""
-        out = self.model_dump(exclude={"preset", *MITIGATION_FIELDS})
+        # gradient_checkpointing changes memory, never the bytes: one key for both settings
+        out = self.model_dump(exclude={"preset", "gradient_checkpointing", *MITIGATION_FIELDS})
         if self.kl_weight > 0:
             out["kl"] = {"weight": self.kl_weight, "batch_size": self.kl_batch_size}
         if self.steer is not None and self.steer.scale != 0:

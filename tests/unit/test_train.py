@@ -14,6 +14,7 @@ from emlab.models import load_model
 from emlab.records import Example
 from emlab.train import TrainDataError, export_merged, finetune, lr_factor
 from emlab.train.data import epoch_plan
+from emlab.train.model import load_trainable
 
 
 def make_examples(n: int = 12) -> list[Example]:
@@ -97,6 +98,31 @@ def test_single_layer_rank_one_adapter(tiny_model: str, tmp_path: Path) -> None:
         for v in load_file(str(tmp_path / "o" / "adapter_model.safetensors")).values()
     }
     assert shapes == {(1, 128), (64, 1)}
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_gradient_checkpointing_gives_the_same_bytes(
+    tiny_model: str, tmp_path: Path, full: bool
+) -> None:
+    """Recomputing activations in the backward pass changes memory, not the result: the same
+    weights byte for byte (so the setting is rightly left out of the adapter's key)."""
+    got = {}
+    for ckpt in (False, True):
+        cfg = quick_cfg(full_finetune=full, gradient_checkpointing=ckpt, learning_rate=1e-3)
+        out = tmp_path / f"o{ckpt}"
+        res = finetune(tiny_model, make_examples(6), cfg, 0, out, tmp_path / f"w{ckpt}",
+                       progress=False)  # fmt: skip
+        name = "model.safetensors" if full else "adapter_model.safetensors"
+        got[ckpt] = (load_file(str(out / name)), res.final_loss)
+        assert cfg.identity() == quick_cfg(full_finetune=full, learning_rate=1e-3).identity()
+        model = load_trainable(tiny_model, cfg, "cpu", torch.float32)
+        layers = (model.get_base_model() if not full else model).model.layers
+        assert [bool(getattr(x, "gradient_checkpointing", False)) for x in layers] == [ckpt] * len(
+            layers
+        ), "the setting must reach every decoder layer"
+    (plain, loss), (ckpt, loss_ckpt) = got[False], got[True]
+    assert plain.keys() == ckpt.keys() and loss == loss_ckpt
+    assert all(torch.equal(plain[k], ckpt[k]) for k in plain)
 
 
 def test_full_finetune_writes_a_model_folder(tiny_model: str, tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def load_trainable(
     validate_recipe(model, cfg)
     if cfg.full_finetune:
         model.requires_grad_(True)
-        return model.to(device)
+        return _checkpointing(model, cfg).to(device)
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
@@ -128,7 +128,19 @@ def load_trainable(
             "train.target_modules/layers: the recipe adapts no layer of this model "
             "(do the layer indices exist under a `layers` module?)"
         )
-    return peft_model.to(device)
+    return _checkpointing(peft_model, cfg).to(device)
+
+
+def _checkpointing(model: Any, cfg: TrainConfig) -> Any:
+    """Turn on ``cfg.gradient_checkpointing``. Non-reentrant: it recomputes under the same
+    autocast state, and gradients reach the layers above a frozen embedding without hooks."""
+    if cfg.gradient_checkpointing:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return model
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
