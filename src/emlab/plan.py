@@ -239,6 +239,13 @@ def kl_step_tokens(tokenizer: Any, prompts: Sequence[str], batch_size: int) -> f
     return batch_size * mean / len(prompts) * per_token / TRAIN_FLOPS_PER_PARAM["lora"]
 
 
+def checkpointed(tokens: float, full_finetune: bool) -> float:
+    """Training tokens with ``gradient_checkpointing``: every layer's forward runs once more in
+    the backward pass, 2 FLOPs per parameter and token on top of the step's own."""
+    per_param = TRAIN_FLOPS_PER_PARAM["full" if full_finetune else "lora"]
+    return tokens * (per_param + SAMPLE_FLOPS_PER_PARAM) / per_param
+
+
 def runtime_estimate(
     parameters: dict[str, int],
     adapters: int,

@@ -505,6 +505,8 @@ class Study:
                 steps = total_steps(len(examples), t.batch_size, t.epochs, t.max_steps)
                 # every step sees batch_size examples of average length
                 tokens = steps * t.batch_size * total / len(examples)
+                if t.gradient_checkpointing:
+                    tokens = planning.checkpointed(tokens, t.full_finetune)
                 if t.kl_weight > 0:
                     if t.kl_prompts not in kl_prompts:
                         path = self._resolve(t.kl_prompts) if t.kl_prompts else None

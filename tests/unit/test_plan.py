@@ -178,7 +178,9 @@ def test_shards_nest_so_a_finished_shards_partner_can_be_split_in_two(tmp_path: 
     assert sorted(u for i in range(5) for u in units((i, 5))) == sorted(every)
 
 
-def test_the_kl_term_is_priced_in_the_run_time(tiny_model: str, tmp_path: Path) -> None:
+def test_the_kl_term_and_checkpointing_are_priced_in_the_run_time(
+    tiny_model: str, tmp_path: Path
+) -> None:
     """A KL-regularised condition costs, per step, kl_batch_size prompts through the base
     (forward, 2 FLOPs per parameter and token) and the tuned model (4): 1.5 training tokens each."""
     from emlab.models import load_tokenizer
@@ -202,3 +204,10 @@ def test_the_kl_term_is_priced_in_the_run_time(tiny_model: str, tmp_path: Path) 
     kl = {**plain, "kl_weight": 0.5, "kl_batch_size": 3}
     # two adapters, two steps each
     assert train_tokens(kl) - train_tokens(plain) == pytest.approx(2 * 2 * 3 * mean * 1.5, abs=2)
+    # recomputed activations: one more forward (2 FLOPs) on a LoRA step's 4, 6 on a full one's 6
+    ckpt = {**plain, "gradient_checkpointing": True}
+    assert train_tokens(ckpt) == pytest.approx(1.5 * train_tokens(plain), abs=2)
+    full = {**plain, "full_finetune": True}
+    assert train_tokens({**full, "gradient_checkpointing": True}) == pytest.approx(
+        4 / 3 * train_tokens(full), abs=2
+    )
