@@ -74,6 +74,9 @@ MAX_STEER = 1e3
 
 MITIGATION_FIELDS = ("kl_weight", "kl_prompts", "kl_batch_size", "steer")
 """TrainConfig fields added for mitigations: out of every key while they are off."""
+RESULT_NEUTRAL_FIELDS = ("gradient_checkpointing",)
+"""TrainConfig fields that change memory or time, never the trained bytes: out of every key (an
+adapter's and a resume state's), so either setting finds and resumes the other's work."""
 
 PAPER_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -360,8 +363,7 @@ class TrainConfig(_Strict):
         (already applied), and without the regularisers when they are off, so a recipe that
         does not use them keeps the key it had before they existed. File paths (`kl_prompts`,
         `steer.direction`) stay out: the caller adds the content they point at."""
-        # gradient_checkpointing changes memory, never the bytes: one key for both settings
-        out = self.model_dump(exclude={"preset", "gradient_checkpointing", *MITIGATION_FIELDS})
+        out = self.model_dump(exclude={"preset", *RESULT_NEUTRAL_FIELDS, *MITIGATION_FIELDS})
         if self.kl_weight > 0:
             out["kl"] = {"weight": self.kl_weight, "batch_size": self.kl_batch_size}
         if self.steer is not None and self.steer.scale != 0:

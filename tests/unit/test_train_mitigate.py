@@ -38,6 +38,11 @@ def test_plain_recipes_keep_the_keys_they_had_before_mitigations() -> None:
     # ... and an off setting written out explicitly is the same recipe
     off = TrainConfig(preset="quick", kl_weight=0, steer={"direction": "d", "scale": 0})
     assert off.identity() == t.identity()
+    # gradient checkpointing gives the same bytes (test_train.py): neither key sees it, so a
+    # state saved with it off resumes with it on
+    ckpt = TrainConfig(preset="quick", gradient_checkpointing=True)
+    assert content_hash({"train": ckpt.identity()}) == "bbfb139dcb806bf3"
+    assert run_fingerprint("m", ex, ckpt, 3, 1) == "eefe27f00a9f3fa8"
 
 
 def test_condition_recipe_overrides_only_the_keys_it_gives() -> None:

@@ -49,7 +49,7 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(
-    tiny_model: str, root: Path, kill_after: int | None = None
+    tiny_model: str, root: Path, kill_after: int | None = None, cfg: TrainConfig = CFG
 ) -> tuple[dict[int, float], dict[str, torch.Tensor]]:
     losses: dict[int, float] = {}
 
@@ -58,7 +58,7 @@ def run(
         if kill_after is not None and step == kill_after:
             raise Killed(step)
 
-    finetune(tiny_model, examples(), CFG, 7, root / "out", root / "work", log=log, progress=False)
+    finetune(tiny_model, examples(), cfg, 7, root / "out", root / "work", log=log, progress=False)
     return losses, load_file(str(root / "out" / "adapter_model.safetensors"))
 
 
@@ -95,6 +95,22 @@ def test_resume_after_kill_matches_uninterrupted_run(
     assert sorted(p.name for p in (tmp_path / "cut" / "out" / "checkpoints").iterdir()) == [
         "step-2", "step-4", "step-6", "step-8",
     ]  # fmt: skip
+
+
+def test_a_state_saved_without_checkpointing_resumes_with_it(
+    tiny_model: str, tmp_path: Path, reference: tuple[dict[int, float], dict[str, torch.Tensor]]
+) -> None:
+    """gradient_checkpointing is in neither key: a run killed with it off and resumed with it
+    on (dropout 0.1 included: the recompute replays the same masks) is the uninterrupted run."""
+    ref_losses, ref_weights = reference
+    with pytest.raises(Killed):
+        run(tiny_model, tmp_path / "cut", kill_after=5)
+    on = CFG.model_copy(update={"gradient_checkpointing": True})
+    resumed, weights = run(tiny_model, tmp_path / "cut", cfg=on)
+    assert min(resumed) == 5
+    assert_same_run({k: v for k, v in ref_losses.items() if k >= 5}, resumed)
+    for name, value in ref_weights.items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-6)
 
 
 def test_corrupted_state_is_reported_and_previous_used(

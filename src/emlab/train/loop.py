@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from emlab.config import MITIGATION_FIELDS, TrainConfig
+from emlab.config import MITIGATION_FIELDS, RESULT_NEUTRAL_FIELDS, TrainConfig
 from emlab.models import choose_device, choose_dtype, context_length, load_tokenizer
 from emlab.records import Example, content_hash
 from emlab.train import distributed
@@ -114,7 +114,8 @@ def run_fingerprint(
     would match neither uninterrupted run. ``extra``: what the regularisers and a continuation
     read besides the recipe (KL prompts, steering direction, the parent adapter's hash); absent
     when unused, so plain runs keep the fingerprint they had before these existed."""
-    recipe = cfg.model_dump(mode="json", exclude={"save_every", *MITIGATION_FIELDS})
+    exclude = {"save_every", *RESULT_NEUTRAL_FIELDS, *MITIGATION_FIELDS}
+    recipe = cfg.model_dump(mode="json", exclude=exclude)
     active = cfg.identity()
     recipe.update({k: active[k] for k in ("kl", "steer") if k in active})
     ident: dict[str, Any] = {
