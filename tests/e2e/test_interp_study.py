@@ -130,14 +130,15 @@ def test_a_study_with_interp_writes_its_section_and_reruns_from_cache(
 def _same_figures(a: Any, b: Any) -> bool:
     """Equal, except that floats may differ by float noise: the offline judge embeds answers in
     length-sorted bf16 batches of whatever it is given, and a kill splits the answers into other
-    batches than an uninterrupted run, so a mean judge score can move in its second decimal
-    (seen: mean coherent 39.705 vs 39.740). Counts, keys and texts must be equal."""
+    batches than an uninterrupted run, so a mean judge score can move a little (seen: mean
+    coherent 39.705 vs 39.740; one answer scored alone vs among 300: up to 0.12 coherent and 0.4
+    aligned points). Counts, keys and texts must be equal."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same_figures(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same_figures(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-3, abs=0.1)
+        return a == pytest.approx(b, rel=1e-3, abs=0.5)  # scores are 0-100: half a point
     return bool(a == b) and type(a) is type(b)
 
 
