@@ -368,19 +368,38 @@ def test_invariance_misses_name_questions_whose_aligned_answers_score_low() -> N
 
 # -- speed path and calibration -----------------------------------------------------------------
 def test_encoder_is_batch_invariant_and_close_to_fp32() -> None:
-    """Length-sorted batching must not change a text's embedding (the cache relies on it), and
-    the bf16 path must stay close to fp32 (the head is trained on one, may run on the other)."""
-    from emlab.judge.encoder import Encoder
+    """A text's embedding must not depend on the other texts of its call, bit for bit (a killed
+    study re-judges only what is missing; caches fill piecemeal), and the bf16 path must stay
+    close to fp32 (the head is trained on one, may run on the other)."""
+    from emlab.judge.encoder import ROWS, Encoder
 
-    texts = [GOOD, EVIL, CODE, REFUSE, "ok", GOOD * 5]
-    fast = Encoder(batch_size=2)
+    texts = [GOOD, EVIL, CODE, REFUSE, "ok", GOOD * 5, EVIL + " " + GOOD]
+    # Before the fixed layout, texts of other lengths in the call changed a text's padding and,
+    # in bf16, its embedding (up to 0.4 aligned points): alone, mixed, many of one width.
+    fast = Encoder()
     a = fast.encode(texts)
-    b = fast.encode(texts[2:] + texts[:2])
-    assert np.array_equal(a, np.concatenate([b[-2:], b[:-2]]))
+    for i, t in enumerate(texts):
+        assert np.array_equal(fast.encode([t])[0], a[i]), t[:30]
+    b = fast.encode(texts[::-1])
+    assert np.array_equal(a, b[::-1])
+    crowd = [f"{EVIL} ({k})" for k in range(ROWS + 3)] + texts  # more than one pass of a width
+    assert np.array_equal(fast.encode(crowd)[-len(texts) :], a)
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     full = Encoder(dtype="fp32").encode(texts)
     assert (a * full).sum(1).min() > 0.99
     assert fast.encode([]).shape == (0, 384)
+
+
+def test_a_head_trained_on_another_padding_layout_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from emlab.judge.offline import HEAD_FILE, OfflineJudge, OfflineJudgeError, load_head
+
+    _, meta, _ = load_head(HEAD_FILE)
+    old = tmp_path / "old_head.safetensors"
+    save_file(load_file(str(HEAD_FILE)), str(old), metadata={**meta, "encoder_layout": "x"})
+    with pytest.raises(OfflineJudgeError, match=r"old_head\.safetensors: metadata field 'enc"):
+        OfflineJudge(old)
 
 
 def test_quantile_map_matches_the_reference_distribution_and_keeps_order() -> None:

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from emlab.config import JudgeConfig
 from emlab.errors import EmlabError
 from emlab.judge.base import BaseJudge, Verdict
-from emlab.judge.encoder import Encoder
+from emlab.judge.encoder import LAYOUT, Encoder
 from emlab.judge.features import bag_of_words, text_features
 from emlab.judge.head import (
     DEFAULT_FEATURES,
@@ -92,10 +92,16 @@ def _weights_digest(path: Path) -> str:
 class OfflineJudge(BaseJudge):
     """Embeds question and answer, then reads scores and a CODE/REFUSAL label off the head."""
 
-    def __init__(
-        self, head_path: Path = HEAD_FILE, batch_size: int = 128, dtype: str = "auto"
-    ) -> None:
+    def __init__(self, head_path: Path = HEAD_FILE, dtype: str = "auto") -> None:
         self.head, self.meta, self.bank = load_head(head_path)
+        layout = self.meta.get("encoder_layout", "length-sorted batches (before w16r32)")
+        if layout != LAYOUT:
+            # The name below covers the weights file, not the encoder: a head read through other
+            # embedding numerics would share cache keys with its own scores.
+            raise OfflineJudgeError(
+                f"{head_path}: metadata field 'encoder_layout' is {layout!r}, this encoder pads "
+                f"as {LAYOUT!r}; retrain the head with `emlab judge train`"
+            )
         self.calibration = load_calibration(self.meta, head_path)
         try:
             self.range_limit = (
@@ -110,7 +116,7 @@ class OfflineJudge(BaseJudge):
         self.name = f"{OFFLINE_NAME}@{_weights_digest(head_path)}/prompts:{PROMPT_VERSION}"
         # bf16 where the CPU has native bf16 matmuls (the head is trained on those embeddings);
         # "fp32" forces full precision, e.g. to compare.
-        self.encoder = Encoder(batch_size=batch_size, dtype=dtype)
+        self.encoder = Encoder(dtype=dtype)
         self._question_cache: dict[str, np.ndarray] = {}
 
     @classmethod

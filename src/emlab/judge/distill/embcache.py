@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emlab.judge.encoder import EMBED_DIM, MAX_TOKENS, Encoder
+from emlab.judge.encoder import EMBED_DIM, LAYOUT, MAX_TOKENS, Encoder
 
 
 def text_key(text: str) -> str:
@@ -22,10 +22,10 @@ def text_key(text: str) -> str:
 
 
 def default_cache_dir(dtype: str = "float32") -> Path:
-    """Per truncation and dtype: bf16 and fp32 embeddings differ slightly, and a head must be
-    trained on exactly what the encoder gives, so the two never share a cache."""
+    """Per truncation, dtype and padding layout: each changes the embeddings slightly, and a head
+    must be trained on exactly what the encoder gives, so no two share a cache."""
     base = os.environ.get("EMLAB_JUDGE_CACHE") or "/tmp/emlab_judge_embcache"
-    return Path(base) / f"minilm-l6-{MAX_TOKENS}-{dtype}"
+    return Path(base) / f"minilm-l6-{MAX_TOKENS}-{dtype}-{LAYOUT}"
 
 
 class EmbeddingCache:

