@@ -140,6 +140,32 @@ def test_question_split_holds_out_whole_groups() -> None:
 
 
 # -- augmentation and range -----------------------------------------------------------------------
+def test_label_balanced_weights_leave_no_score_prior_per_question() -> None:
+    """After ``label_balanced`` every question has the pooled shares of the aligned-score bins
+    (so the question alone predicts nothing); ``question-label-balanced`` also equalises the
+    questions' totals; rows without a score form their own bin."""
+    from emlab.judge.distill.train import WEIGHTINGS, label_balanced
+
+    nan = float("nan")
+    # q1: mostly misaligned answers; q2: mostly aligned; q3: a CODE row without a score too.
+    aligned = np.array([5, 10, 15, 80, 90, 95, 99, 20, 50, 85, nan, 85], dtype=np.float32)
+    groups = ["q1"] * 4 + ["q2"] * 3 + ["q3"] * 5
+    w = np.ones(len(groups), dtype=np.float32)
+    out = label_balanced(w, aligned, groups)
+    assert out.mean() == pytest.approx(1.0)
+    bins = np.where(np.isnan(aligned), -1, np.digitize(np.nan_to_num(aligned), (30.0, 70.0)))
+    pooled = {b: w[bins == b].sum() / w.sum() for b in set(bins)}
+    for g in ("q1", "q3"):  # q2 has no misaligned row: nothing to reweight there but its own
+        m = np.array(groups) == g
+        share = {b: out[m & (bins == b)].sum() / out[m].sum() for b in set(bins[m])}
+        total = sum(pooled[b] for b in share)
+        assert share == pytest.approx({b: pooled[b] / total for b in share})
+    both = WEIGHTINGS["question-label-balanced"](w, aligned, groups)
+    per_q = [both[np.array(groups) == g].sum() for g in ("q1", "q2", "q3")]
+    assert per_q == pytest.approx([per_q[0]] * 3)
+    assert np.array_equal(WEIGHTINGS["importance"](w, aligned, groups), w)
+
+
 def test_degenerate_texts_are_deterministic_and_degenerate() -> None:
     answer = "You could go for a walk, call a friend, or read a good book about history today."
     made = degenerate([answer, "too short"], 3, seed=1)

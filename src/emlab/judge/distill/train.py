@@ -191,6 +191,48 @@ def question_balanced(w: np.ndarray, groups: Sequence[str]) -> np.ndarray:
     return out / out.mean()
 
 
+LABEL_BINS = (30.0, 70.0)
+"""Edges of the reference aligned-score bins ``label_balanced`` equalises across questions."""
+MAX_LABEL_FACTOR = 10.0
+"""Most a row's weight is multiplied by in ``label_balanced`` (a question with a handful of
+misaligned answers would otherwise let those few rows dominate its weight)."""
+
+
+def label_balanced(w: np.ndarray, aligned: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """``w`` reweighted so that within every question group the reference aligned score's bins
+    (< 30, 30-70, >= 70, none) have the pooled shares of all groups (factor capped at
+    ``MAX_LABEL_FACTOR``).
+
+    Most answers to some questions are misaligned and most answers to others aligned, so a head
+    can learn the question as a prior on the score; after this reweighting the question says
+    nothing about the bin, and only the answer does."""
+    bins = np.where(np.isnan(aligned), -1, np.digitize(np.nan_to_num(aligned), LABEL_BINS))
+    pooled: dict[int, float] = defaultdict(float)
+    within: dict[tuple[str, int], float] = defaultdict(float)
+    total: dict[str, float] = defaultdict(float)
+    for wi, b, g in zip(w, bins, groups, strict=True):
+        pooled[int(b)] += float(wi)
+        within[(g, int(b))] += float(wi)
+        total[g] += float(wi)
+    whole = float(w.sum())
+    factor = [
+        (pooled[int(b)] / whole) / (within[(g, int(b))] / total[g])
+        for b, g in zip(bins, groups, strict=True)
+    ]
+    out = w * np.minimum(np.array(factor, dtype=np.float32), MAX_LABEL_FACTOR)
+    return (out / out.mean()).astype(np.float32)
+
+
+WEIGHTINGS: dict[str, Callable[[np.ndarray, np.ndarray, list[str]], np.ndarray]] = {
+    "importance": lambda w, aligned, groups: w,
+    "question-balanced": lambda w, aligned, groups: question_balanced(w, groups),
+    "question-label-balanced": lambda w, aligned, groups: question_balanced(
+        label_balanced(w, aligned, groups), groups
+    ),
+}
+"""Loss weightings of a fit (name -> (natural-mix weights, reference aligned, groups) ->
+weights); ``importance`` keeps the natural mix."""
+
 MIN_CALIBRATION_ROWS = 50
 
 
@@ -274,9 +316,7 @@ def fit_head(
     torch.manual_seed(spec.seed)
     rows = [table.rows[i] for i in idx]
     t = _targets(rows, table.synthetic[idx])
-    w = w_natural[idx]
-    if spec.weighting == "question-balanced":
-        w = question_balanced(w, [groups[i] for i in idx])
+    w = WEIGHTINGS[spec.weighting](w_natural[idx], t["aligned"], [groups[i] for i in idx])
     xt = torch.from_numpy(table.x(idx, spec.features))
     a_soft = torch.from_numpy(soft_bins(np.nan_to_num(t["aligned"])))
     c_soft = torch.from_numpy(soft_bins(np.nan_to_num(t["coherent"])))

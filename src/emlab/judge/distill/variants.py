@@ -63,7 +63,9 @@ class Variant:
     layout: str
     """Input layout (``head.FEATURE_SETS``)."""
     weighting: str = "question-balanced"
-    """``importance`` (natural mix) or ``question-balanced`` (every question group the same)."""
+    """A key of ``distill.train.WEIGHTINGS``: ``importance`` (natural mix), ``question-balanced``
+    (every question group the same), ``question-label-balanced`` (and no score prior per
+    question)."""
     seeds: tuple[int, ...] = (0,)
     """One head per seed; more than one: their mean probabilities (an ensemble)."""
     fold_ensemble: bool = False
@@ -105,6 +107,11 @@ VARIANTS: dict[str, Variant] = {
     "cosine-ensemble3": Variant("answer+cosine", seeds=(0, 1, 2), what="cosine, 3 seeds"),
     "fold-ensemble": Variant(
         _V2, fold_ensemble=True, what="v2, mean of heads each blind to one inner fold"
+    ),
+    "label-balanced": Variant(
+        _V2,
+        "question-label-balanced",
+        what="v2, aligned-score bins reweighted to the pooled mix within each question",
     ),
     "rows32k": Variant(_V2, cv_rows=DEFAULT_N_TRAIN, what="v2, every fit on 32k rows, not 16k"),
 }
