@@ -384,6 +384,10 @@ def test_encoder_is_batch_invariant_and_close_to_fp32() -> None:
     assert np.array_equal(a, b[::-1])
     crowd = [f"{EVIL} ({k})" for k in range(ROWS + 3)] + texts  # more than one pass of a width
     assert np.array_equal(fast.encode(crowd)[-len(texts) :], a)
+    # A pass of texts all cut at the full width holds no padding at all (attention may then run
+    # without a mask): the same text beside shorter ones must still come out the same.
+    long = [f"{k} " + GOOD * 12 for k in range(ROWS)]
+    assert np.array_equal(fast.encode(long)[0], fast.encode([long[0], GOOD])[0])
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     full = Encoder(dtype="fp32").encode(texts)
     assert (a * full).sum(1).min() > 0.99
