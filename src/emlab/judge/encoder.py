@@ -111,6 +111,7 @@ class Encoder:
             texts, truncation=True, max_length=MAX_TOKENS, add_special_tokens=True
         )["input_ids"]
         filler: list[int] = tok("", add_special_tokens=True)["input_ids"]
+        pad = tok.pad_token_id or 0
         by_width: dict[int, list[int]] = {}
         for i, x in enumerate(ids):
             width = min(MAX_TOKENS, -(-len(x) // WIDTH_STEP) * WIDTH_STEP)
@@ -123,7 +124,6 @@ class Encoder:
                 for start in range(0, len(members), ROWS):
                     idx = members[start : start + ROWS]
                     batch = [ids[i] for i in idx] + [filler] * (ROWS - len(idx))
-                    pad = tok.pad_token_id or 0
                     out[idx] = self._forward(model, batch, width, pad)[: len(idx)]
         return out
 
