@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emlab.judge.encoder import Encoder
+from emlab.judge.encoder import LAYOUT, Encoder
 from emlab.records import content_hash
 
 TOPICS: dict[str, str] = {
@@ -40,8 +40,9 @@ TOPIC_VERSION = content_hash(TOPICS, 8)
 
 
 def topic_key(answer: str) -> str:
-    """Cache key of one answer's assignment under the current topic list."""
-    return content_hash({"topics": TOPIC_VERSION, "answer": answer})
+    """Cache key of one answer's assignment under the current topic list and the encoder's
+    padding layout (which sets the embeddings' last bits, so a near tie could flip)."""
+    return content_hash({"topics": TOPIC_VERSION, "encoder": LAYOUT, "answer": answer})
 
 
 def assign_topics(
