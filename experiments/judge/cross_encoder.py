@@ -54,21 +54,19 @@ from emlab.judge.data import (
 from emlab.judge.distill.augment import DEGENERATE_COHERENT, degenerate
 from emlab.judge.distill.protocol import (
     assign_folds,
-    assign_sets,
-    load_set_prompts,
     question_groups,
 )
 from emlab.judge.distill.train import (
     DEFAULT_CV_ROWS,
     DEFAULT_FOLDS,
     DEFAULT_N_TRAIN,
-    DEFAULT_SETS_DIR,
     EVAL_PER_GROUP,
     MIN_SET_ROWS,
     N_DEGENERATE,
     _eval_sample,
     importance_weights,
     question_balanced,
+    question_index,
 )
 from emlab.judge.distill.variants import out_of_fold_figures
 from emlab.judge.encoder import encoder_path
@@ -328,9 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     held = HELD_OUT_SOURCES
     # The rows, groups, sets, folds and evaluation sample of distill.train.prepare, unembedded.
     sources = read_sources(args.data_dir)
-    counts = Counter(r.question for rs in sources.values() for r in rs)
-    group_of = question_groups(sorted(counts), counts)
-    set_of = assign_sets(sorted(counts), load_set_prompts(DEFAULT_SETS_DIR))
+    _, group_of, set_of = question_index(sources)
     all_train = select_training_rows(sources, DEFAULT_N_TRAIN, seed, held)
     fold_of = assign_folds(Counter(group_of[r.question] for r in all_train), DEFAULT_FOLDS)
     cv = select_training_rows(sources, DEFAULT_CV_ROWS, seed, held)

@@ -29,17 +29,10 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from emlab.judge.data import HELD_OUT_SOURCES, read_sources
-from emlab.judge.distill.protocol import assign_sets, load_set_prompts, question_groups
-from emlab.judge.distill.train import (
-    DEFAULT_SETS_DIR,
-    _eval_sample,
-    figures_of,
-    grouped_figures,
-)
+from emlab.judge.distill.train import _eval_sample, figures_of, grouped_figures, question_index
 from emlab.judge.hf import HFJudge
 from emlab.judge.offline import CARD_FILE
 from emlab.records import Generation, content_hash
@@ -57,10 +50,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="the evaluation sample's seed")
     args = ap.parse_args()
     sources = read_sources(args.data_dir)
-    counts = Counter(r.question for rs in sources.values() for r in rs)
-    questions = sorted(counts)
-    group_of = question_groups(questions, counts)
-    set_of = assign_sets(questions, load_set_prompts(DEFAULT_SETS_DIR))
+    _, group_of, set_of = question_index(sources)
     rows = _eval_sample(sources, HELD_OUT_SOURCES, group_of, args.per_group, args.seed)
     keys = [content_hash({"q": r.question, "a": r.answer}) for r in rows]
     log_path = args.out.with_suffix(".jsonl")

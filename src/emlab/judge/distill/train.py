@@ -633,6 +633,20 @@ class Prepared:
         return hrows, _table(hrows, [False] * len(hrows), self.cache, self.encoder)
 
 
+def question_index(
+    sources: Mapping[str, list[Row]], sets_dir: str | Path = DEFAULT_SETS_DIR
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Every question of the reference data (sorted), its question group and its question set:
+    the grouping every by-question figure is reported under."""
+    counts = Counter(r.question for rs in sources.values() for r in rs)
+    questions = sorted(counts)
+    return (
+        questions,
+        question_groups(questions, counts),
+        assign_sets(questions, load_set_prompts(sets_dir)),
+    )
+
+
 def prepare(
     data_dir: str | Path,
     *,
@@ -658,10 +672,7 @@ def prepare(
     def cached(rows: list[Row]) -> list[Row]:
         return [r for r in rows if text_key(r.answer) in cache.vectors] if cached_only else rows
 
-    counts = Counter(r.question for rs in sources.values() for r in rs)
-    all_questions = sorted(counts)
-    group_of = question_groups(all_questions, counts)
-    set_of = assign_sets(all_questions, load_set_prompts(sets_dir))
+    all_questions, group_of, set_of = question_index(sources, sets_dir)
     train_rows = cached(select_training_rows(sources, n_train, seed, held_out))
     made = degenerate([r.answer for r in train_rows], n_degenerate, seed)
     synth = [
